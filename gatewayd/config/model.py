@@ -1,0 +1,148 @@
+"""The daemon's configuration as typed values (loaded from ``gatewayd.toml`` by ``load``).
+
+Every section is a frozen dataclass with the defaults a fresh install runs with; the TOML
+loader validates input and builds these, so the rest of the daemon never sees raw dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class UnknownOutcomeRule(StrEnum):
+    """What to do with a part whose send outcome is unknown (DESIGN: unknown outcomes)."""
+
+    AT_MOST_ONCE = "at_most_once"  # mark `unconfirmed`, never resend
+    AT_LEAST_ONCE = "at_least_once"  # resend: the recipient may get it twice
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Throughput limits of one SIM. ``None`` means no limit at that scale.
+
+    A limit counts SMS parts, as the operator does (DESIGN: sending).
+    """
+
+    max_per_minute: int | None = 6
+    max_per_hour: int | None = 200
+    max_per_day: int | None = 1000
+    min_gap_seconds: float = 0.0
+    gap_jitter_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModemConfig:
+    """One modem: where it is plugged in and how it may be used."""
+
+    name: str
+    port: str  # device path (prefer /dev/serial/by-id/...) or pyserial URL (socket://host:port)
+    profile: str = "auto"
+    pin_file: Path | None = None
+    iccid: str | None = None  # the PIN file is used only when the SIM has this ICCID
+    pool: str = "default"
+    limits: Limits = field(default_factory=Limits)
+    baudrate: int = 115200
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """Messages to numbers starting with ``prefix`` (E.164, with '+') go to ``pool``."""
+
+    prefix: str
+    pool: str
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP API listener."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    token_files: tuple[Path, ...] = ()
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    """How messages are encoded, retried and tracked."""
+
+    default_region: str = "ES"  # region for numbers written without '+'
+    max_segments: int = 10
+    validity_minutes: int | None = 1440
+    request_status_report: bool = True
+    retry_max_attempts: int = 5
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 1800.0
+    report_timeout_seconds: float = 172_800.0
+    report_match_window_seconds: float = 259_200.0
+    failover_wait_seconds: float = 600.0
+    unknown_outcome_transactional: UnknownOutcomeRule = UnknownOutcomeRule.AT_MOST_ONCE
+    unknown_outcome_marketing: UnknownOutcomeRule = UnknownOutcomeRule.AT_MOST_ONCE
+    sticky_recipients: bool = True
+    inbound_incomplete_after_seconds: float = 86_400.0
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One keyword: the word, and whether its first word is enough (off for common words)."""
+
+    word: str
+    first_word: bool = False
+
+
+@dataclass(frozen=True)
+class KeywordConfig:
+    """STOP / START / HELP families and the replies to them (DESIGN: keywords)."""
+
+    stop: tuple[Keyword, ...] = ()
+    start: tuple[Keyword, ...] = ()
+    help: tuple[Keyword, ...] = ()
+    stop_reply: str = ""
+    start_reply: str = ""
+    help_reply: str = ""
+    auto_reply_per_hour: int = 3  # per number, so two robots cannot ping-pong
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Where events go and how they are signed."""
+
+    url: str | None = None
+    secret_file: Path | None = None
+    timeout_seconds: float = 10.0
+    max_attempts: int = 12
+    backoff_base_seconds: float = 5.0
+    backoff_max_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Log output: ``json`` under systemd, ``console`` on a terminal, ``auto`` picks."""
+
+    format: str = "auto"
+    level: str = "info"
+    mask_numbers: bool = True
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole daemon configuration."""
+
+    database: str
+    node_name: str = "gatewayd"
+    api: ApiConfig = field(default_factory=ApiConfig)
+    modems: tuple[ModemConfig, ...] = ()
+    routing: tuple[RoutingRule, ...] = ()
+    sending: SendingConfig = field(default_factory=SendingConfig)
+    keywords: KeywordConfig = field(default_factory=KeywordConfig)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: Path | None = None  # the file it was loaded from, for error messages
+
+    @property
+    def pools(self) -> frozenset[str]:
+        """Every pool a modem belongs to."""
+        return frozenset(m.pool for m in self.modems)
