@@ -1,0 +1,139 @@
+"""GSM 03.38 (3GPP TS 23.038) default alphabet, shift tables and septet packing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from drivers.pdu.errors import PduError
+
+ESCAPE = 0x1B
+
+# TS 23.038 6.2.1: the default alphabet, code point = index.  0x1B is the escape to the
+# extension table; it never decodes to a character of its own.
+DEFAULT_ALPHABET = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+# TS 23.038 6.2.1.1: the default extension table, reached with ESC.
+DEFAULT_EXTENSION: Mapping[int, str] = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+
+# TS 23.038 A.2.2: Spanish national language single shift table (language 2), selected by
+# UDH IEI 0x24.  It is the default extension table plus the Spanish accented letters.
+SPANISH_SINGLE_SHIFT: Mapping[int, str] = {
+    **DEFAULT_EXTENSION,
+    0x09: "ç",
+    0x41: "Á",
+    0x49: "Í",
+    0x4F: "Ó",
+    0x55: "Ú",
+    0x61: "á",
+    0x69: "í",
+    0x6F: "ó",
+    0x75: "ú",
+}
+
+SPANISH = 2
+SINGLE_SHIFT_TABLES: Mapping[int, Mapping[int, str]] = {SPANISH: SPANISH_SINGLE_SHIFT}
+
+_DEFAULT_CODES: dict[str, int] = {
+    ch: code for code, ch in enumerate(DEFAULT_ALPHABET) if code != ESCAPE
+}
+_EXTENSION_CODES: dict[str, int] = {ch: code for code, ch in DEFAULT_EXTENSION.items()}
+
+
+def char_septets(ch: str) -> tuple[int, ...] | None:
+    """The septets that encode ``ch`` (one, or ESC + one), or None if GSM 7-bit lacks it."""
+    code = _DEFAULT_CODES.get(ch)
+    if code is not None:
+        return (code,)
+    ext = _EXTENSION_CODES.get(ch)
+    if ext is not None:
+        return (ESCAPE, ext)
+    return None
+
+
+def is_gsm7(text: str) -> bool:
+    """True when every character of ``text`` exists in the default alphabet or its extension."""
+    return all(ch in _DEFAULT_CODES or ch in _EXTENSION_CODES for ch in text)
+
+
+def septet_count(text: str) -> int:
+    """Septets ``text`` needs (extension characters cost two); text must be GSM 7-bit."""
+    return sum(1 if ch in _DEFAULT_CODES else 2 for ch in text)
+
+
+def encode_text(text: str) -> list[int]:
+    """Septets for ``text``; raises PduError naming the first character GSM 7-bit lacks."""
+    out: list[int] = []
+    for ch in text:
+        septets = char_septets(ch)
+        if septets is None:
+            raise PduError(f"character {ch!r} is not in the GSM 7-bit alphabet")
+        out.extend(septets)
+    return out
+
+
+def decode_septets(septets: Iterable[int], single_shift: Mapping[int, str] | None = None) -> str:
+    """Text for ``septets``, resolving ESC through ``single_shift`` (default extension table).
+
+    Per TS 23.038 6.2.1.1 an escaped code missing from the table shows the default-alphabet
+    character, and ESC ESC (reserved for a further table) shows a space.  A dangling ESC at
+    the very end carries no character and is dropped.
+    """
+    table = DEFAULT_EXTENSION if single_shift is None else single_shift
+    out: list[str] = []
+    escaped = False
+    for code in septets:
+        if escaped:
+            escaped = False
+            if code == ESCAPE:
+                out.append(" ")
+            else:
+                out.append(table.get(code, DEFAULT_ALPHABET[code]))
+        elif code == ESCAPE:
+            escaped = True
+        else:
+            out.append(DEFAULT_ALPHABET[code])
+    return "".join(out)
+
+
+def pack(septets: Iterable[int], fill_bits: int = 0) -> bytes:
+    """Pack septets LSB-first into octets, after ``fill_bits`` zero bits (UDH alignment)."""
+    acc = 0
+    nbits = fill_bits
+    out = bytearray()
+    for septet in septets:
+        acc |= (septet & 0x7F) << nbits
+        nbits += 7
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+    if nbits > 0:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def unpack(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
+    """Read ``count`` septets from ``data`` after skipping ``fill_bits`` bits."""
+    if fill_bits + count * 7 > len(data) * 8:
+        raise PduError(f"user data too short for {count} septets")
+    value = int.from_bytes(data, "little")
+    return [(value >> (fill_bits + 7 * i)) & 0x7F for i in range(count)]
+
+
+def packed_octets(septets: int, fill_bits: int = 0) -> int:
+    """Octets that ``septets`` septets take after ``fill_bits`` fill bits."""
+    return (fill_bits + septets * 7 + 7) // 8
