@@ -1,5 +1,6 @@
 """Configuration: typed values (``model``) and the validating TOML loader (``load``)."""
 
+from gatewayd.config.load import ConfigError, load_config, parse_config, read_secret_file
 from gatewayd.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -16,6 +17,7 @@ from gatewayd.config.model import (
 
 __all__ = [
     "ApiConfig",
+    "ConfigError",
     "GatewayConfig",
     "Keyword",
     "KeywordConfig",
@@ -26,4 +28,7 @@ __all__ = [
     "SendingConfig",
     "UnknownOutcomeRule",
     "WebhookConfig",
+    "load_config",
+    "parse_config",
+    "read_secret_file",
 ]

@@ -1,0 +1,338 @@
+"""Load ``gatewayd.toml`` into a :class:`GatewayConfig`, refusing anything doubtful at start.
+
+Every error is a :class:`ConfigError` naming the file, the key as a dotted path
+(``modems[2].limits.max_per_minute``) and what is wrong. Unknown keys are errors: a typo
+must not silently fall back to a default. Secrets (SIM PIN, API tokens, webhook secret) are
+only ever named by file, never written inline, and never appear in an error message.
+
+Relative paths (database, pin and token files, webhook secret) are resolved against the
+directory of the config file, so a config and its secrets can move together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import phonenumbers
+
+from gatewayd.config.model import (
+    ApiConfig,
+    GatewayConfig,
+    Keyword,
+    LoggingConfig,
+    ModemConfig,
+)
+
+T = TypeVar("T")
+
+# Keys that must never hold a secret inline: the hint names the file key to use instead.
+_INLINE_SECRETS = {
+    "pin": "pin_file",
+    "token": "token_files",
+    "tokens": "token_files",
+    "secret": "secret_file",
+    "password": "a *_file key",
+}
+# Fields of the model that are not TOML keys (set by the loader, or spelt differently).
+_NOT_KEYS: dict[type[Any], frozenset[str]] = {
+    GatewayConfig: frozenset({"source"}),
+    ApiConfig: frozenset({"listen_host", "listen_port"}),
+}
+_LOG_FORMATS = ("auto", "json", "console")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_ICCID = re.compile(r"^[0-9]{18,21}[0-9Ff]?$")
+_PIN = re.compile(r"^[0-9]{4,8}$")
+_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used: which file, which key, and why."""
+
+    def __init__(self, source: Path | None, key: str, reason: str) -> None:
+        self.source = source
+        self.key = key
+        self.reason = reason
+        where = f"{source}: " if source is not None else ""
+        super().__init__(f"{where}{key}: {reason}" if key else f"{where}{reason}")
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read, validate and return the configuration in ``path`` (raises :class:`ConfigError`)."""
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read the file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", "the file is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from exc
+    return parse_config(raw, source=source)
+
+
+def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> GatewayConfig:
+    """Validate an already-parsed TOML document (``source`` names it in errors)."""
+    loader = _Loader(source)
+    config = loader.build(GatewayConfig, raw, "")
+    config = loader.resolve_paths(config)
+    loader.validate(config)
+    return dataclasses.replace(config, source=source)
+
+
+def read_secret_file(path: Path, *, key: str, source: Path | None = None) -> str:
+    """The secret held in ``path`` without surrounding whitespace (never echoed in errors)."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(source, key, f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, key, f"{path} is not UTF-8 text") from exc
+    if not value:
+        raise ConfigError(source, key, f"{path} is empty")
+    return value
+
+
+class _Loader:
+    """Builds the dataclasses from TOML values, naming the dotted key of every error."""
+
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.source, key, reason)
+
+    def build(self, cls: type[T], value: Any, key: str) -> T:
+        """One dataclass from a TOML table: unknown keys and missing ones are errors."""
+        if cls is Keyword and isinstance(value, str):
+            value = {"word": value}
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {_kind(value)}")
+        value = dict(value)
+        hints = get_type_hints(cls)
+        fields = {
+            f.name: f
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name not in _NOT_KEYS.get(cls, frozenset())
+        }
+        kwargs: dict[str, Any] = {}
+        if cls is ApiConfig and "listen" in value:
+            kwargs["listen_host"], kwargs["listen_port"] = self._listen(
+                value.pop("listen"), _join(key, "listen")
+            )
+        for name, item in value.items():
+            sub = _join(key, name)
+            if name not in fields:
+                if name in _INLINE_SECRETS:
+                    raise self.error(
+                        sub, f"secrets are never written inline: use {_INLINE_SECRETS[name]}"
+                    )
+                allowed = sorted([*fields, *(["listen"] if cls is ApiConfig else [])])
+                raise self.error(sub, f"unknown key (expected one of: {', '.join(allowed)})")
+            kwargs[name] = self.convert(item, hints[name], sub)
+        missing = [
+            name
+            for name, f in fields.items()
+            if name not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise self.error(_join(key, missing[0]), "required key is missing")
+        return cls(**kwargs)
+
+    def convert(self, value: Any, tp: Any, key: str) -> Any:
+        """A TOML value converted to the type hint ``tp``."""
+        origin = get_origin(tp)
+        if origin in (Union, types.UnionType):
+            options = [a for a in get_args(tp) if a is not type(None)]
+            # TOML has no null: `false` switches an optional setting off.
+            if value is False and bool not in options:
+                return None
+            return self.convert(value, options[0], key)
+        if origin is tuple:
+            if not isinstance(value, list):
+                raise self.error(key, f"expected an array, got {_kind(value)}")
+            (item_type, _ellipsis) = get_args(tp)
+            return tuple(self.convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+        if dataclasses.is_dataclass(tp):
+            return self.build(tp, value, key)  # type: ignore[arg-type]
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            allowed = [str(m.value) for m in tp]
+            if not isinstance(value, str) or value not in allowed:
+                raise self.error(key, f"expected one of {', '.join(allowed)}, got {value!r}")
+            return tp(value)
+        if tp is bool:
+            if not isinstance(value, bool):
+                raise self.error(key, f"expected true or false, got {_kind(value)}")
+            return value
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(key, f"expected an integer, got {_kind(value)}")
+            return value
+        if tp is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(key, f"expected a number, got {_kind(value)}")
+            return float(value)
+        if tp is str or tp is Path:
+            if not isinstance(value, str):
+                raise self.error(key, f"expected a string, got {_kind(value)}")
+            if not value.strip():
+                raise self.error(key, "must not be empty")
+            return Path(value) if tp is Path else value
+        raise self.error(key, f"unsupported type {tp!r}")  # pragma: no cover - model bug
+
+    def _listen(self, value: Any, key: str) -> tuple[str, int]:
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string host:port, got {_kind(value)}")
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.error(key, f"expected host:port (e.g. 127.0.0.1:8080), got {value!r}")
+        return host, int(port)
+
+    def resolve_paths(self, config: GatewayConfig) -> GatewayConfig:
+        """Relative paths are read relative to the config file's directory."""
+        if self.source is None:
+            return config
+        base = self.source.resolve().parent
+
+        def rel(p: Path) -> Path:
+            return p if p.is_absolute() else base / p
+
+        database = config.database
+        if "://" not in database and database != ":memory:":
+            database = str(rel(Path(database)))
+        modems = tuple(
+            dataclasses.replace(m, pin_file=rel(m.pin_file) if m.pin_file else None)
+            for m in config.modems
+        )
+        api = dataclasses.replace(config.api, token_files=tuple(map(rel, config.api.token_files)))
+        hooks = config.webhooks
+        if hooks.secret_file is not None:
+            hooks = dataclasses.replace(hooks, secret_file=rel(hooks.secret_file))
+        return dataclasses.replace(
+            config, database=database, modems=modems, api=api, webhooks=hooks
+        )
+
+    def validate(self, config: GatewayConfig) -> None:
+        """Checks across keys and of values' meaning, beyond their types."""
+        self._validate_api(config.api)
+        names: dict[str, int] = {}
+        for i, modem in enumerate(config.modems):
+            self._validate_modem(modem, f"modems[{i}]", names)
+            names[modem.name] = i
+        pools = config.pools
+        for i, rule in enumerate(config.routing):
+            if not _PREFIX.match(rule.prefix):
+                raise self.error(f"routing[{i}].prefix", "expected '+' and digits, e.g. '+34'")
+            if rule.pool not in pools:
+                known = ", ".join(sorted(pools)) or "none"
+                raise self.error(
+                    f"routing[{i}].pool", f"no modem is in pool {rule.pool!r} ({known})"
+                )
+        self._validate_sending(config)
+        for family in ("stop", "start", "help"):
+            for i, word in enumerate(getattr(config.keywords, family)):
+                if not word.word.strip():
+                    raise self.error(f"keywords.{family}[{i}]", "must not be empty")
+        self._positive(config.keywords.auto_reply_per_hour, "keywords.auto_reply_per_hour", 0)
+        hooks = config.webhooks
+        if hooks.url is not None:
+            if not hooks.url.startswith(("http://", "https://")):
+                raise self.error("webhooks.url", "expected an http:// or https:// URL")
+            if hooks.secret_file is None:
+                raise self.error("webhooks.secret_file", "required when webhooks.url is set")
+        if hooks.secret_file is not None:
+            read_secret_file(hooks.secret_file, key="webhooks.secret_file", source=self.source)
+        self._above_zero(hooks.timeout_seconds, "webhooks.timeout_seconds")
+        self._positive(hooks.max_attempts, "webhooks.max_attempts")
+        self._above_zero(hooks.backoff_base_seconds, "webhooks.backoff_base_seconds")
+        self._above_zero(hooks.backoff_max_seconds, "webhooks.backoff_max_seconds")
+        self._validate_logging(config.logging)
+
+    def _validate_api(self, api: ApiConfig) -> None:
+        if not api.token_files:
+            raise self.error("api.token_files", "at least one token file is required")
+        for i, path in enumerate(api.token_files):
+            read_secret_file(path, key=f"api.token_files[{i}]", source=self.source)
+        if not 0 <= api.listen_port <= 65535:
+            raise self.error("api.listen", "port out of range")
+        self._positive(api.max_body_bytes, "api.max_body_bytes")
+        self._positive(api.max_batch, "api.max_batch")
+
+    def _validate_modem(self, modem: ModemConfig, key: str, names: dict[str, int]) -> None:
+        if modem.name in names:
+            raise self.error(
+                f"{key}.name", f"{modem.name!r} is already modems[{names[modem.name]}]"
+            )
+        if not (modem.port.startswith("/") or "://" in modem.port):
+            raise self.error(
+                f"{key}.port",
+                "expected a device path (/dev/serial/by-id/...) or a URL (socket://host:port)",
+            )
+        if modem.pin_file is not None:
+            if modem.iccid is None:
+                # DESIGN: a PIN is bound to a SIM, never to a port (sticks get swapped).
+                raise self.error(f"{key}.iccid", "required with pin_file: a PIN belongs to a SIM")
+            pin = read_secret_file(modem.pin_file, key=f"{key}.pin_file", source=self.source)
+            if not _PIN.match(pin):
+                raise self.error(f"{key}.pin_file", f"{modem.pin_file} must hold 4 to 8 digits")
+        if modem.iccid is not None and not _ICCID.match(modem.iccid):
+            raise self.error(f"{key}.iccid", "expected 18 to 22 digits")
+        self._positive(modem.baudrate, f"{key}.baudrate")
+        limits = modem.limits
+        for name in ("max_per_minute", "max_per_hour", "max_per_day"):
+            value = getattr(limits, name)
+            if value is not None:
+                self._positive(value, f"{key}.limits.{name}")
+        self._positive(limits.min_gap_seconds, f"{key}.limits.min_gap_seconds", 0)
+        self._positive(limits.gap_jitter_seconds, f"{key}.limits.gap_jitter_seconds", 0)
+
+    def _validate_sending(self, config: GatewayConfig) -> None:
+        sending = config.sending
+        if sending.default_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise self.error("sending.default_region", "expected an ISO region code, e.g. 'ES'")
+        if not 1 <= sending.max_segments <= 255:
+            raise self.error("sending.max_segments", "expected 1 to 255")
+        if sending.validity_minutes is not None:
+            self._positive(sending.validity_minutes, "sending.validity_minutes")
+        self._positive(sending.retry_max_attempts, "sending.retry_max_attempts")
+        for name in (
+            "retry_base_seconds",
+            "retry_max_seconds",
+            "report_timeout_seconds",
+            "report_match_window_seconds",
+            "inbound_incomplete_after_seconds",
+        ):
+            self._above_zero(getattr(sending, name), f"sending.{name}")
+        self._positive(sending.failover_wait_seconds, "sending.failover_wait_seconds", 0)
+
+    def _validate_logging(self, logging: LoggingConfig) -> None:
+        if logging.format not in _LOG_FORMATS:
+            raise self.error("logging.format", f"expected one of {', '.join(_LOG_FORMATS)}")
+        if logging.level not in _LOG_LEVELS:
+            raise self.error("logging.level", f"expected one of {', '.join(_LOG_LEVELS)}")
+
+    def _above_zero(self, value: float, key: str) -> None:
+        if value <= 0:
+            raise self.error(key, f"must be greater than 0, got {value:g}")
+
+    def _positive(self, value: float, key: str, minimum: float = 1) -> None:
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum:g}, got {value:g}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names |= {list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
