@@ -46,7 +46,11 @@ def _digits(octet: int, field: str) -> int:
 
 
 def decode_timestamp(data: bytes, pos: int, *, field: str) -> datetime:
-    """The timezone-aware datetime in ``data[pos:pos + 7]`` (year 20yy)."""
+    """The timezone-aware datetime in ``data[pos:pos + 7]``.
+
+    The year has two digits: 80-99 read as 19yy (SMS predates 2000, old tutorials and SIMs
+    carry such stamps), the rest as 20yy.
+    """
     raw = data[pos : pos + TIMESTAMP_OCTETS]
     if len(raw) < TIMESTAMP_OCTETS:
         raise PduError(f"{field}: truncated timestamp")
@@ -57,7 +61,8 @@ def decode_timestamp(data: bytes, pos: int, *, field: str) -> datetime:
     sign = -1 if tz & 0x08 else 1
     try:
         zone = timezone(timedelta(minutes=sign * quarters * 15))
-        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=zone)
+        century = 1900 if year >= 80 else 2000
+        return datetime(century + year, month, day, hour, minute, second, tzinfo=zone)
     except ValueError as exc:
         raise PduError(f"{field}: invalid date or time ({exc})") from None
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from drivers.pdu.errors import PduError
-
 IEI_CONCAT_8 = 0x00
 IEI_PORTS_8 = 0x04
 IEI_PORTS_16 = 0x05
@@ -39,18 +37,19 @@ def encode_udh(elements: Iterable[UdhElement]) -> bytes:
 
 
 def parse_udh(header: bytes) -> tuple[UdhElement, ...]:
-    """Elements of a header body (without its UDHL octet); a malformed one is a PduError."""
+    """Elements of a header body (without its UDHL octet).
+
+    UDHL already tells where the text starts, so a malformed element does not spoil the
+    message: an element running past the header is kept with the octets that are there, and
+    parsing stops.  Real modems show such headers (mangled concatenation elements).
+    """
     elements: list[UdhElement] = []
     pos = 0
     while pos < len(header):
-        if pos + 2 > len(header):
-            raise PduError("udh: truncated information element")
-        iei, length = header[pos], header[pos + 1]
-        end = pos + 2 + length
-        if end > len(header):
-            raise PduError(f"udh: element {iei:02X} runs past the header")
-        elements.append(UdhElement(iei, header[pos + 2 : end]))
-        pos = end
+        iei = header[pos]
+        length = header[pos + 1] if pos + 1 < len(header) else 0
+        elements.append(UdhElement(iei, header[pos + 2 : pos + 2 + length]))
+        pos += 2 + length
     return tuple(elements)
 
 
