@@ -42,10 +42,12 @@ def encode_user_data(text: str, encoding: Encoding, udh: Sequence[UdhElement] = 
         if udl > MAX_SEPTETS:
             raise PduError(f"text needs {udl} septets, more than {MAX_SEPTETS} in one part")
         return bytes((udl,)) + header + gsm7.pack(septets, fill)
-    if encoding is Encoding.UCS2:
-        body = header + text.encode("utf-16-be")
-    else:
-        body = header + text.encode("latin-1")
+    try:
+        body = header + text.encode("utf-16-be" if encoding is Encoding.UCS2 else "latin-1")
+    except UnicodeEncodeError as exc:
+        raise PduError(
+            f"text: {exc.object[exc.start]!r} cannot be encoded ({exc.reason})"
+        ) from None
     if len(body) > MAX_OCTETS:
         raise PduError(f"user data is {len(body)} octets, more than {MAX_OCTETS} in one part")
     return bytes((len(body),)) + body

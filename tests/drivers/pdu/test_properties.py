@@ -104,13 +104,35 @@ def test_smart_mode_round_trips_the_replaced_text(text: str) -> None:
         assert joined == text
 
 
+def _smspdudecoder_content(content: str, udl: int, escaped: bool) -> str:
+    """smspdudecoder's text without its one known artefact.
+
+    It unpacks every whole septet in the octets (one more than UDL when UDL = 8n + 7: the
+    7 zero spare bits read as "@") and then cuts the *characters* to UDL; with ESC pairs
+    collapsed into single characters that cut no longer drops the extra "@".
+    """
+    if escaped and udl % 8 == 7:
+        return content.removesuffix("@")
+    return content
+
+
 @SETTINGS
 @given(any_text, st.booleans())
 def test_smspdudecoder_reads_our_submits(text: str, force_ucs2: bool) -> None:
     parts = encode_submit(TO, text, concat_ref=7, force_ucs2=force_ucs2)
-    read = [read_outgoing_sms(p.hex()) for p in parts]
-    assert all(r["recipient"] == TO for r in read)
-    assert "".join(r["content"] for r in read) == text
+    joined = ""
+    for part in parts:
+        ours = decode(part.hex())
+        assert isinstance(ours, Submit)
+        theirs = read_outgoing_sms(part.hex())
+        assert theirs["recipient"] == TO
+        escaped = ours.encoding is Encoding.GSM7 and any(
+            ch in DEFAULT_EXTENSION.values() for ch in ours.text
+        )
+        content = _smspdudecoder_content(theirs["content"], part.tpdu[UDL_INDEX], escaped)
+        assert content == ours.text
+        joined += content
+    assert joined == text
 
 
 @SETTINGS
@@ -118,14 +140,25 @@ def test_smspdudecoder_reads_our_submits(text: str, force_ucs2: bool) -> None:
 def test_smspdudecoder_reads_our_delivers(text: str, sender: str) -> None:
     scts = datetime(2026, 3, 1, 12, 30, 5, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))
     pdus = encode_deliver(sender, text, scts=scts, smsc="+34609090909", concat_ref=3)
-    read = [read_incoming_sms(p.hex()) for p in pdus]
-    assert "".join(r["content"] for r in read) == text
-    # smspdudecoder ignores the semi-octet length of an alphanumeric address and reads the
-    # 7 spare bits after a 7-character name as one more "@"; our decoder honours the length.
-    assert all(r["sender"].removesuffix("@") == sender and r["date"] == scts for r in read)
-    ours = [decode(p) for p in pdus]
-    assert all(isinstance(m, Deliver) and m.scts == scts for m in ours)
-    assert "".join(m.text for m in ours if isinstance(m, Deliver)) == text
+    header_septets = 7 if len(pdus) > 1 else 0  # 6-octet concatenation UDH + 1 fill bit
+    joined = ""
+    for pdu in pdus:
+        ours = decode(pdu)
+        assert isinstance(ours, Deliver)
+        assert ours.scts == scts
+        theirs = read_incoming_sms(pdu.hex())
+        # smspdudecoder ignores the semi-octet length of an alphanumeric address and reads the
+        # 7 spare bits after a 7-character name as one more "@"; ours honours the length.
+        assert theirs["sender"].removesuffix("@") == sender
+        assert theirs["date"] == scts
+        escaped = ours.encoding is Encoding.GSM7 and any(
+            ch in DEFAULT_EXTENSION.values() for ch in ours.text
+        )
+        udl = header_septets + segments(ours.text).units
+        content = _smspdudecoder_content(theirs["content"], udl, escaped)
+        assert content == ours.text
+        joined += content
+    assert joined == text
 
 
 @SETTINGS
