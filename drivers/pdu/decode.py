@@ -14,8 +14,8 @@ _MTI_MASK = 0x03
 
 
 def _to_bytes(data: str | bytes) -> bytes:
-    if isinstance(data, bytes):
-        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
     compact = "".join(data.split())
     try:
         return binascii.unhexlify(compact)
@@ -31,6 +31,8 @@ def decode(data: str | bytes, *, has_smsc: bool = True) -> Deliver | Submit | St
     modems.  Any malformed input raises PduError with the field and reason.
     """
     raw = _to_bytes(data)
+    if not raw:
+        raise PduError("pdu: empty")
     smsc: str | None = None
     offset = 0
     if has_smsc:

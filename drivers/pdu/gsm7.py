@@ -51,38 +51,33 @@ _DEFAULT_CODES: dict[str, int] = {
     ch: code for code, ch in enumerate(DEFAULT_ALPHABET) if code != ESCAPE
 }
 _EXTENSION_CODES: dict[str, int] = {ch: code for code, ch in DEFAULT_EXTENSION.items()}
+_SEPTETS: dict[str, tuple[int, ...]] = {
+    **{ch: (code,) for ch, code in _DEFAULT_CODES.items()},
+    **{ch: (ESCAPE, code) for ch, code in _EXTENSION_CODES.items()},
+}
 
 
 def char_septets(ch: str) -> tuple[int, ...] | None:
     """The septets that encode ``ch`` (one, or ESC + one), or None if GSM 7-bit lacks it."""
-    code = _DEFAULT_CODES.get(ch)
-    if code is not None:
-        return (code,)
-    ext = _EXTENSION_CODES.get(ch)
-    if ext is not None:
-        return (ESCAPE, ext)
-    return None
+    return _SEPTETS.get(ch)
 
 
 def is_gsm7(text: str) -> bool:
     """True when every character of ``text`` exists in the default alphabet or its extension."""
-    return all(ch in _DEFAULT_CODES or ch in _EXTENSION_CODES for ch in text)
+    return all(ch in _SEPTETS for ch in text)
 
 
 def septet_count(text: str) -> int:
     """Septets ``text`` needs (extension characters cost two); text must be GSM 7-bit."""
-    return sum(1 if ch in _DEFAULT_CODES else 2 for ch in text)
+    return sum(len(_SEPTETS[ch]) for ch in text)
 
 
 def encode_text(text: str) -> list[int]:
     """Septets for ``text``; raises PduError naming the first character GSM 7-bit lacks."""
-    out: list[int] = []
-    for ch in text:
-        septets = char_septets(ch)
-        if septets is None:
-            raise PduError(f"character {ch!r} is not in the GSM 7-bit alphabet")
-        out.extend(septets)
-    return out
+    try:
+        return [code for ch in text for code in _SEPTETS[ch]]
+    except KeyError as exc:
+        raise PduError(f"character {exc.args[0]!r} is not in the GSM 7-bit alphabet") from None
 
 
 def decode_septets(septets: Iterable[int], single_shift: Mapping[int, str] | None = None) -> str:
@@ -111,19 +106,12 @@ def decode_septets(septets: Iterable[int], single_shift: Mapping[int, str] | Non
 
 def pack(septets: Iterable[int], fill_bits: int = 0) -> bytes:
     """Pack septets LSB-first into octets, after ``fill_bits`` zero bits (UDH alignment)."""
-    acc = 0
-    nbits = fill_bits
-    out = bytearray()
+    value = 0
+    shift = fill_bits
     for septet in septets:
-        acc |= (septet & 0x7F) << nbits
-        nbits += 7
-        while nbits >= 8:
-            out.append(acc & 0xFF)
-            acc >>= 8
-            nbits -= 8
-    if nbits > 0:
-        out.append(acc & 0xFF)
-    return bytes(out)
+        value |= (septet & 0x7F) << shift
+        shift += 7
+    return value.to_bytes((shift + 7) // 8, "little")
 
 
 def unpack(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
