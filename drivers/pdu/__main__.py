@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     enc.add_argument("--to", required=True, help="recipient, + for international")
     enc.add_argument("--ucs2", action="store_true", help="force UCS-2")
     enc.add_argument("--smart", action="store_true", help="replace look-alikes with GSM ones")
+    enc.add_argument(
+        "--spanish-shift", action="store_true", help="GSM 7-bit with the Spanish shift table"
+    )
     enc.add_argument("--no-srr", action="store_true", help="do not request a status report")
     enc.add_argument("--vp", type=int, default=1440, metavar="MINUTES", help="validity period")
     enc.add_argument("--with-smsc", action="store_true", help="prefix each PDU with 00")
@@ -104,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 vp_minutes=args.vp,
                 force_ucs2=args.ucs2,
                 smart=args.smart,
+                spanish_shift=args.spanish_shift,
             )
             out = [{"pdu": p.hex(with_smsc=args.with_smsc), "length": p.length} for p in parts]
     except ValueError as exc:  # PduError included

@@ -45,6 +45,7 @@ def encode_deliver(
     smsc: str | None = None,
     force_ucs2: bool = False,
     concat_ref: int | None = None,
+    spanish_shift: bool = False,
 ) -> list[bytes]:
     """Full SMS-DELIVER PDUs, SMSC field included, as a modem shows them; one per part.
 
@@ -53,14 +54,14 @@ def encode_deliver(
     origin = encode_address(sender, field="sender", allow_alpha=True)
     prefix = encode_smsc(smsc)
     stamp = encode_timestamp(scts)
-    p = plan(text, force_ucs2=force_ucs2)
-    headers = part_headers(len(p.chunks), concat_ref)
+    p = plan(text, force_ucs2=force_ucs2, spanish_shift=spanish_shift)
+    headers = part_headers(len(p.chunks), concat_ref, language=p.language)
     dcs = make_dcs(p.encoding)
     pdus: list[bytes] = []
     for chunk, udh in zip(p.chunks, headers, strict=True):
         first = MTI_DELIVER | _MMS_NO_MORE | (_UDHI if udh else 0)
         body = bytes((first,)) + origin + bytes((0x00, dcs)) + stamp
-        pdus.append(prefix + body + encode_user_data(chunk, p.encoding, udh))
+        pdus.append(prefix + body + encode_user_data(chunk, p.encoding, udh, p.language))
     return pdus
 
 

@@ -55,6 +55,18 @@ _SEPTETS: dict[str, tuple[int, ...]] = {
     **{ch: (code,) for ch, code in _DEFAULT_CODES.items()},
     **{ch: (ESCAPE, code) for ch, code in _EXTENSION_CODES.items()},
 }
+# Encoding with a national single shift table: ESC reaches that table instead.
+_SHIFTED_SEPTETS: dict[int, dict[str, tuple[int, ...]]] = {
+    language: {
+        **{ch: (code,) for ch, code in _DEFAULT_CODES.items()},
+        **{ch: (ESCAPE, code) for code, ch in table.items() if ch not in _DEFAULT_CODES},
+    }
+    for language, table in SINGLE_SHIFT_TABLES.items()
+}
+
+
+def _table(language: int | None) -> dict[str, tuple[int, ...]]:
+    return _SEPTETS if language is None else _SHIFTED_SEPTETS[language]
 
 
 def char_septets(ch: str) -> tuple[int, ...] | None:
@@ -62,20 +74,24 @@ def char_septets(ch: str) -> tuple[int, ...] | None:
     return _SEPTETS.get(ch)
 
 
-def is_gsm7(text: str) -> bool:
-    """True when every character of ``text`` exists in the default alphabet or its extension."""
-    return all(ch in _SEPTETS for ch in text)
+def is_gsm7(text: str, language: int | None = None) -> bool:
+    """True when every character of ``text`` exists in the default alphabet or the shift
+    table (the default extension, or ``language``'s national single shift table)."""
+    table = _table(language)
+    return all(ch in table for ch in text)
 
 
-def septet_count(text: str) -> int:
-    """Septets ``text`` needs (extension characters cost two); text must be GSM 7-bit."""
-    return sum(len(_SEPTETS[ch]) for ch in text)
+def septet_count(text: str, language: int | None = None) -> int:
+    """Septets ``text`` needs (escaped characters cost two); text must be encodable."""
+    table = _table(language)
+    return sum(len(table[ch]) for ch in text)
 
 
-def encode_text(text: str) -> list[int]:
+def encode_text(text: str, language: int | None = None) -> list[int]:
     """Septets for ``text``; raises PduError naming the first character GSM 7-bit lacks."""
+    table = _table(language)
     try:
-        return [code for ch in text for code in _SEPTETS[ch]]
+        return [code for ch in text for code in table[ch]]
     except KeyError as exc:
         raise PduError(f"character {exc.args[0]!r} is not in the GSM 7-bit alphabet") from None
 

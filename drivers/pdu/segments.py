@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from drivers.pdu import gsm7
 from drivers.pdu.dcs import Encoding
 
-GSM7_SINGLE = 160
-GSM7_MULTI_REF8 = 153  # 6-octet UDH + 1 fill bit = 7 septets
-GSM7_MULTI_REF16 = 152  # 7-octet UDH = 8 septets
-UCS2_SINGLE = 70
-UCS2_MULTI_REF8 = 67  # (140 - 6) / 2
-UCS2_MULTI_REF16 = 66  # (140 - 7) // 2
-MAX_PARTS = 255
+MAX_OCTETS = 140
+# UDH sizes, each element with its IEI and length octets.
+CONCAT8_OCTETS = 5
+CONCAT16_OCTETS = 6
+SHIFT_OCTETS = 3
 
 # Look-alikes that editors and phones put in text, and their GSM 7-bit stand-ins.
 _LOOKALIKES: dict[str, str] = {
@@ -53,6 +51,7 @@ class Plan:
     replaced_chars: tuple[tuple[str, str], ...]
     chunks: tuple[str, ...]
     units: int
+    language: int | None  # national single shift table, None for the default extension
 
 
 def _smart_char(ch: str) -> str | None:
@@ -99,8 +98,23 @@ def _split(text: str, cost: dict[str, int], single: int, multi: int) -> tuple[tu
     return tuple(chunks), total
 
 
-def _gsm7_costs(text: str) -> dict[str, int]:
-    return {ch: gsm7.septet_count(ch) for ch in set(text)}
+def _udh_octets(*elements: int) -> int:
+    """Octets of a UDH holding elements of these sizes, UDHL included (0 when none)."""
+    return sum(elements) + 1 if any(elements) else 0
+
+
+def _gsm7_capacity(udh_octets: int) -> int:
+    """Septets left after the UDH and its fill bits: 160, 153 (8-bit concat), 152, ..."""
+    return (MAX_OCTETS * 8 - udh_octets * 8) // 7
+
+
+def _ucs2_capacity(udh_octets: int) -> int:
+    """UTF-16 units left after the UDH: 70, 67 (8-bit concat), 66 (16-bit)."""
+    return (MAX_OCTETS - udh_octets) // 2
+
+
+def _gsm7_costs(text: str, language: int | None) -> dict[str, int]:
+    return {ch: gsm7.septet_count(ch, language) for ch in set(text)}
 
 
 def _ucs2_costs(text: str) -> dict[str, int]:
@@ -108,30 +122,51 @@ def _ucs2_costs(text: str) -> dict[str, int]:
     return {ch: 2 for ch in set(text) if ord(ch) > 0xFFFF}
 
 
-def plan(text: str, *, force_ucs2: bool = False, smart: bool = False, ref16: bool = False) -> Plan:
-    """Choose the alphabet for ``text`` and cut it into parts."""
+def plan(
+    text: str,
+    *,
+    force_ucs2: bool = False,
+    smart: bool = False,
+    ref16: bool = False,
+    spanish_shift: bool = False,
+) -> Plan:
+    """Choose the alphabet for ``text`` and cut it into parts.
+
+    GSM 7-bit when every character fits; else, with ``spanish_shift``, GSM 7-bit with the
+    Spanish single shift table (UDH IEI 0x24) when that covers the text (á í ó ú ç keep
+    their accents for two septets each); else, with ``smart``, GSM 7-bit after replacing
+    look-alikes and folding accents; else UCS-2.
+    """
     replaced: tuple[tuple[str, str], ...] = ()
     encoding = Encoding.UCS2
+    language: int | None = None
     body = text
     if not force_ucs2:
         if gsm7.is_gsm7(text):
             encoding = Encoding.GSM7
+        elif spanish_shift and gsm7.is_gsm7(text, gsm7.SPANISH):
+            encoding, language = Encoding.GSM7, gsm7.SPANISH
         elif smart:
             result = smart_replace(text)
             if result is not None:
                 body, replaced = result
                 encoding = Encoding.GSM7
+    concat = CONCAT16_OCTETS if ref16 else CONCAT8_OCTETS
+    shift = SHIFT_OCTETS if language is not None else 0
     if encoding is Encoding.GSM7:
-        multi = GSM7_MULTI_REF16 if ref16 else GSM7_MULTI_REF8
-        chunks, units = _split(body, _gsm7_costs(body), GSM7_SINGLE, multi)
+        single = _gsm7_capacity(_udh_octets(shift))
+        multi = _gsm7_capacity(_udh_octets(concat, shift))
+        chunks, units = _split(body, _gsm7_costs(body, language), single, multi)
     else:
-        multi = UCS2_MULTI_REF16 if ref16 else UCS2_MULTI_REF8
-        chunks, units = _split(body, _ucs2_costs(body), UCS2_SINGLE, multi)
-    return Plan(encoding, body, replaced, chunks, units)
+        single, multi = _ucs2_capacity(0), _ucs2_capacity(_udh_octets(concat))
+        chunks, units = _split(body, _ucs2_costs(body), single, multi)
+    return Plan(encoding, body, replaced, chunks, units, language)
 
 
-def segments(text: str, *, force_ucs2: bool = False, smart: bool = False) -> SegmentInfo:
+def segments(
+    text: str, *, force_ucs2: bool = False, smart: bool = False, spanish_shift: bool = False
+) -> SegmentInfo:
     """What ``text`` costs to send: alphabet, number of parts (8-bit concatenation reference),
     septets or UCS-2 units, and the replacements smart mode made."""
-    p = plan(text, force_ucs2=force_ucs2, smart=smart)
+    p = plan(text, force_ucs2=force_ucs2, smart=smart, spanish_shift=spanish_shift)
     return SegmentInfo(p.encoding, len(p.chunks), p.units, p.replaced_chars)

@@ -66,24 +66,27 @@ def encode_submit(
     flash: bool = False,
     concat_ref: int | None = None,
     ref16: bool = False,
+    spanish_shift: bool = False,
 ) -> list[SubmitPart]:
     """SMS-SUBMIT parts for ``text`` to ``to`` (``+`` international, else national digits).
 
     TP-MR is 0 (the modem assigns it), the SMSC is left to the SIM, TP-VP is relative
     (``vp_minutes``, rounded up to a representable step) or absent when None.
+    ``spanish_shift`` lets accented Spanish text go as GSM 7-bit through the Spanish single
+    shift table instead of UCS-2 (the handset must support national tables).
     """
     if is_alphanumeric(to):
         raise PduError(f"to: {to!r} is not a phone number (digits, optional leading +)")
     destination = encode_address(to, field="to")
-    p = plan(text, force_ucs2=force_ucs2, smart=smart, ref16=ref16)
-    headers = part_headers(len(p.chunks), concat_ref, ref16=ref16)
+    p = plan(text, force_ucs2=force_ucs2, smart=smart, ref16=ref16, spanish_shift=spanish_shift)
+    headers = part_headers(len(p.chunks), concat_ref, ref16=ref16, language=p.language)
     first = MTI_SUBMIT | (_SRR if srr else 0) | (_VPF_RELATIVE if vp_minutes is not None else 0)
     vp = b"" if vp_minutes is None else bytes((vp_minutes_to_octet(vp_minutes),))
     dcs = make_dcs(p.encoding, flash=flash)
     parts: list[SubmitPart] = []
     for chunk, udh in zip(p.chunks, headers, strict=True):
         head = bytes((first | (_UDHI if udh else 0), 0x00))  # TP-MR 0: the modem sets it
-        tail = bytes((0x00, dcs)) + vp + encode_user_data(chunk, p.encoding, udh)
+        tail = bytes((0x00, dcs)) + vp + encode_user_data(chunk, p.encoding, udh, p.language)
         parts.append(SubmitPart(head + destination + tail))
     return parts
 

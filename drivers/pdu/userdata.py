@@ -32,12 +32,18 @@ def _header_septets(header_octets: int) -> tuple[int, int]:
     return septets, septets * 7 - header_octets * 8
 
 
-def encode_user_data(text: str, encoding: Encoding, udh: Sequence[UdhElement] = ()) -> bytes:
-    """TP-UDL followed by TP-UD for one part; PduError when it exceeds 140 octets."""
+def encode_user_data(
+    text: str, encoding: Encoding, udh: Sequence[UdhElement] = (), language: int | None = None
+) -> bytes:
+    """TP-UDL followed by TP-UD for one part; PduError when it exceeds 140 octets.
+
+    ``language`` selects a national single shift table for GSM 7-bit (its UDH element must be
+    in ``udh``).
+    """
     header = encode_udh(udh) if udh else b""
     if encoding is Encoding.GSM7:
         header_septets, fill = _header_septets(len(header))
-        septets = gsm7.encode_text(text)
+        septets = gsm7.encode_text(text, language)
         udl = header_septets + len(septets)
         if udl > MAX_SEPTETS:
             raise PduError(f"text needs {udl} septets, more than {MAX_SEPTETS} in one part")

@@ -222,3 +222,15 @@ def test_mutated_pdus_only_decode_or_raise_pdu_error(
     mutated[flip_at % len(mutated)] = value
     for candidate in (bytes(mutated), pdu[:cut], bytes(mutated[:cut]) + b"\xff" * 3):
         assert _acceptable(_outcome(candidate))
+
+
+SPANISH_CHARS = [*GSM_CHARS, *"áíóúÁÍÓÚç"]
+
+
+@SETTINGS
+@given(st.text(alphabet=st.sampled_from(SPANISH_CHARS), max_size=500))
+def test_spanish_shift_round_trips(text: str) -> None:
+    decoded = _submits(text, spanish_shift=True)
+    assert "".join(m.text for m in decoded) == text
+    assert all(m.encoding is Encoding.GSM7 for m in decoded)
+    assert segments(text, spanish_shift=True).parts == len(decoded)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.pdu import Encoding, SegmentInfo, Submit, decode, encode_submit, segments
+from drivers.pdu import (
+    Encoding,
+    SegmentInfo,
+    Submit,
+    UdhElement,
+    decode,
+    encode_submit,
+    segments,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +88,30 @@ def test_escape_is_never_split_across_parts() -> None:
     parts = encode_submit("+34600111222", text, concat_ref=5)
     decoded = [decode(p.hex()) for p in parts]
     assert [m.text for m in decoded if isinstance(m, Submit)] == ["a" * 152, "€" + "b" * 10]
+
+
+@pytest.mark.parametrize(
+    ("text", "parts", "units"),
+    [
+        ("á" * 77 + "a", 1, 155),  # 4-octet UDH (single shift) + 3 fill bits = 5 septets
+        ("á" * 77 + "ab", 2, 156),
+        ("ó" * 74 + "a" * 150, 2, 298),  # 149 septets a part with concatenation + shift
+        ("ó" * 74 + "a" * 151, 3, 299),
+    ],
+    ids=["single-155", "two-156", "two-298", "three-299"],
+)
+def test_spanish_shift_limits(text: str, parts: int, units: int) -> None:
+    assert segments(text, spanish_shift=True) == SegmentInfo(Encoding.GSM7, parts, units, ())
+    encoded = encode_submit("+34600111222", text, spanish_shift=True, concat_ref=9)
+    assert len(encoded) == parts
+    decoded = [decode(p.hex()) for p in encoded]
+    assert "".join(m.text for m in decoded if isinstance(m, Submit)) == text
+    assert all(UdhElement(0x24, b"\x02") in m.udh for m in decoded if isinstance(m, Submit))
+
+
+def test_spanish_shift_only_when_needed_and_possible() -> None:
+    plain = encode_submit("+34600111222", "hola", spanish_shift=True)
+    assert not plain[0].tpdu[0] & 0x40  # no UDH for text the default alphabet covers
+    assert segments("envío 😀", spanish_shift=True).encoding is Encoding.UCS2
+    # Accents outside the Spanish table (â) still fall back to UCS-2.
+    assert segments("está â", spanish_shift=True).encoding is Encoding.UCS2
