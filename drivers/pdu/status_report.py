@@ -67,8 +67,13 @@ _RANGE_TEXT = {
 
 
 def status_category(status: int) -> StatusCategory:
-    """The category of a TP-ST value.  Values with bit 7 set are reserved; TS 23.040 has a
-    receiver treat reserved values as "service rejected" (0x63), a failure."""
+    """The category of a TP-ST value, by range (the project's decisions: 0x00-0x1F success,
+    0x20-0x3F still trying, 0x40-0x7F failure).
+
+    TS 23.040 9.2.3.15 has an MS interpret reserved values as "service rejected" (0x63);
+    that is applied to the values with bit 7 set, which belong to no range.  The value itself
+    is always kept as received.
+    """
     if status > 0x7F:
         return StatusCategory.FAILED_TEMPORARY
     return (
