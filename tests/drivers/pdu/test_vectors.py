@@ -144,6 +144,35 @@ def test_same_status_report_with_smsc_field() -> None:
     assert msg.recipient == "+20121875612"
 
 
+@pytest.mark.parametrize(
+    ("pdu", "smsc"),
+    [
+        ("0006D60B911326880736F4111011719551401110117195714000", None),
+        ("07911326040000F006D60B911326880736F4111011719551401110117195714000", "+31624000000"),
+    ],
+)
+def test_status_report_from_atlib_tests(pdu: str, smsc: str | None) -> None:
+    # HeboTech/ATLib SmsStatusReportDecoderTests: MR 214 to +31628870634, SCTS 17:59:15,
+    # discharge 17:59:17 on 2011-01-11 +01:00, "message received by SME".
+    msg = decode(pdu)
+    assert isinstance(msg, StatusReport)
+    assert msg.smsc == smsc
+    assert (msg.mr, msg.recipient, msg.status) == (214, "+31628870634", 0)
+    assert msg.scts == datetime(2011, 1, 11, 17, 59, 15, tzinfo=_tz(1))
+    assert msg.discharge_time == datetime(2011, 1, 11, 17, 59, 17, tzinfo=_tz(1))
+    assert msg.category is StatusCategory.DELIVERED
+
+
+def test_status_report_from_fkgi_sms_tests() -> None:
+    # fkgi/sms statusreport_test.go: MR 0, recipient "1234" with type-of-address 0x80,
+    # SCTS = DT = 2011-03-22 14:25:40 +09:00 (timezone octet 63 = 36 quarters).
+    msg = decode("060004802143113022415204631130224152046300", has_smsc=False)
+    assert isinstance(msg, StatusReport)
+    assert (msg.mr, msg.recipient, msg.status) == (0, "1234", 0)
+    assert msg.scts == datetime(2011, 3, 22, 14, 25, 40, tzinfo=_tz(9))
+    assert msg.discharge_time == msg.scts
+
+
 def test_nordic_doc_report_missing_its_mr_is_a_pdu_error() -> None:
     # Nordic nRF9160 AT docs, +CDS example "060C9153481032547617116031625500171160315212000 0":
     # <length> says 25 octets but the PDU has 24 - the TP-MR octet is missing, so the address
