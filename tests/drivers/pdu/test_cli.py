@@ -105,3 +105,21 @@ def test_module_runs_as_a_program() -> None:
     (part,) = json.loads(result.stdout)
     assert part["pdu"].endswith("0AE8329BFD4697D9EC37")
     assert part["length"] == 23
+
+
+def test_encode_spanish_shift(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["encode", "--to", "+34600111222", "--spanish-shift", "Envío"], capsys)
+    (part,) = json.loads(out)
+    assert code == 0
+    code, out, _ = _run(["decode", "--no-smsc", part["pdu"]], capsys)
+    obj = json.loads(out)
+    assert (obj["text"], obj["encoding"]) == ("Envío", "gsm7")
+    assert obj["udh"] == [{"iei": 0x24, "data": "02"}]
+
+
+def test_decode_8bit_with_ports(capsys: pytest.CaptureFixture[str]) -> None:
+    pdu = "00440B914306101122F20004621132125000400A0605040B8423F0010203"
+    code, out, _ = _run(["decode", pdu], capsys)
+    obj = json.loads(out)
+    assert code == 0
+    assert (obj["encoding"], obj["ports"], obj["dcs"]) == ("8bit", [2948, 9200], 4)
