@@ -10,7 +10,6 @@ IEI_PORTS_8 = 0x04
 IEI_PORTS_16 = 0x05
 IEI_CONCAT_16 = 0x08
 IEI_SINGLE_SHIFT = 0x24
-IEI_LOCKING_SHIFT = 0x25
 
 
 @dataclass(frozen=True, slots=True)
