@@ -205,6 +205,18 @@ class AtChannel:
             raise PortGone(f"cannot open {url}: {exc!r}") from exc
         return channel
 
+    def configure(
+        self,
+        *,
+        extra_finals: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+        timeouts: Iterable[tuple[str, float]] = (),
+    ) -> None:
+        """Apply a vendor profile found after opening (auto-detection)."""
+        self._finals = frozenset(STANDARD_FINALS) | frozenset(extra_finals)
+        self._ignore = tuple(ignore)
+        self._timeouts = (*tuple(timeouts), *DEFAULT_TIMEOUTS)
+
     def attach(self, transport: asyncio.BaseTransport) -> None:
         """Bind a connected transport (called by the protocol)."""
         self._transport = transport
@@ -434,7 +446,10 @@ class AtChannel:
         return any(prefix and line.startswith(prefix) for prefix, _ in self._handlers)
 
     def _ignored(self, line: str) -> bool:
-        return bool(self._ignore) and line.startswith(self._ignore)
+        # A subscribed prefix wins over the noise list ("+WIND: 3" vs "+WIND:").
+        if not self._ignore or not line.startswith(self._ignore):
+            return False
+        return not any(prefix and line.startswith(prefix) for prefix, _ in self._handlers)
 
     def _dispatch(self, urc: Urc) -> None:
         handled = False
