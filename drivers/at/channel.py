@@ -314,7 +314,7 @@ class AtChannel:
                     async with asyncio.timeout(seconds):
                         response = await asyncio.shield(pending.future)
                 except TimeoutError:
-                    await self._resync(escape=False)
+                    await self._resync(escape=False, limit=seconds)
                     raise AtTimeout(command, seconds, written=written) from None
             except PortGone as exc:
                 raise PortGone(exc.reason, written=written) from None
@@ -335,7 +335,7 @@ class AtChannel:
             response = pending.future.result()  # PortGone propagates from here
             raise error_from_final(pending.command, response.final)
         if not done:
-            await self._resync(escape=True)
+            await self._resync(escape=True, limit=limit)
             raise AtTimeout(pending.command, limit)
         if before_submit is not None and not _safe_check(before_submit):
             # Esc at the prompt cancels the message; the modem answers OK (or nothing).
@@ -345,7 +345,7 @@ class AtChannel:
                     await asyncio.shield(pending.future)
             raise PromptAborted(pending.command, "", f"{pending.command!r}: aborted at prompt")
 
-    async def _resync(self, *, escape: bool) -> None:
+    async def _resync(self, *, escape: bool, limit: float) -> None:
         """Bring a confused modem back: Esc (only at a prompt), then ``AT`` until ``OK``."""
         if self._gone is not None:
             return
@@ -358,7 +358,7 @@ class AtChannel:
             self._pending = probe
             self._write(b"AT\r")
             try:
-                async with asyncio.timeout(self.resync_limit):
+                async with asyncio.timeout(min(self.resync_limit, limit)):
                     await asyncio.shield(probe.future)
                 log.info("at.resynced", port=self.name)
                 return

@@ -2,8 +2,9 @@
 
 The framer only cuts frames; it never interprets them. It keeps a buffer, extracts frames
 until what is left is too short, and resynchronises on garbage: a line ends at CR, LF,
-Ctrl-Z or Esc (so an echoed PDU ends too), NULs are dropped, bytes that are not UTF-8 become
-U+FFFD, and a run without a line end longer than :data:`MAX_LINE` is thrown away.
+Ctrl-Z or Esc (so an echoed PDU ends too), NULs are dropped, bytes that are not UTF-8
+become U+FFFD and are cut from the ends of a line, and a run without a line end longer
+than :data:`MAX_LINE` is thrown away.
 """
 
 from __future__ import annotations
@@ -71,9 +72,24 @@ class Framer:
                 return None
             raw = bytes(self._buf[:end])
             del self._buf[: end + 1]
-            text = raw.decode("utf-8", errors="replace").strip()
+            text = _trim(raw.decode("utf-8", errors="replace"))
             if text:
                 return Line(text)
+
+
+def _trim(text: str) -> str:
+    # AT lines are printable text: noise glued to either end of a line is cut off, so
+    # "\ufffd\ufffdOK" still reads as OK and a line of pure noise disappears.
+    start, end = 0, len(text)
+    while start < end and _noise(text[start]):
+        start += 1
+    while end > start and _noise(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _noise(ch: str) -> bool:
+    return ch == "\ufffd" or ch.isspace() or not ch.isprintable()
 
 
 def _find_end(buf: bytearray) -> int:

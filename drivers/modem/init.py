@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from drivers.at import AtChannel, AtError, AtResponse, AtTimeout, CmeError, CmsError
+from drivers.at import AtChannel, AtError, AtResponse, AtTimeout, CmeError, CmsError, timeout_for
 from drivers.clock import Clock
 from drivers.modem import parsing
 from drivers.modem.types import ModemInfo, NeedsHuman, PinRejected
@@ -98,13 +98,13 @@ class Initialiser:
         # A modem still booting may miss the first AT; three tries before giving up.
         for attempt in range(3):
             try:
-                await self._ch.command("AT", limit=2.0)
+                await self._ch.command("AT")
                 return
             except AtTimeout:
                 self._log.info("modem.no_answer", attempt=attempt + 1)
             except AtError:
                 return  # it answered (with an error): it is alive
-        raise AtTimeout("AT", 6.0)
+        raise AtTimeout("AT", timeout_for("AT"))
 
     async def _lines(self, command: str) -> tuple[str, ...]:
         try:

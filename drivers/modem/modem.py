@@ -417,7 +417,7 @@ class Modem:
         # Soft reset, then the port is reopened by the reconnect loop.
         self._log.warning("modem.reset", command=self.profile.reset_command)
         with contextlib.suppress(AtError, PortGone):
-            await channel.command(self.profile.reset_command, limit=5.0)
+            await channel.command(self.profile.reset_command)
 
     async def _close_channel(self) -> None:
         channel, self._channel = self._channel, None

@@ -36,8 +36,8 @@ def test_echoed_pdu_ends_at_ctrl_z() -> None:
 
 
 def test_nul_and_non_utf8_do_not_raise() -> None:
-    frames = Framer().feed(b"\x00O\x00K\r\n\xff\xfeab\r\n")
-    assert frames == [Line("OK"), Line("\ufffd\ufffdab")]
+    frames = Framer().feed(b"\x00O\x00K\r\n\xff\xfeab\r\n\xff\x01\r\n+CSQ: 1,2\xff\r\n")
+    assert frames == [Line("OK"), Line("ab"), Line("+CSQ: 1,2")]
 
 
 def test_overlong_run_without_line_end_is_dropped() -> None:
