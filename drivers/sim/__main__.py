@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from pathlib import Path
+
+import structlog
 
 from drivers.clock import SystemClock
 from drivers.sim.control_http import bound_port, start_control
@@ -74,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--msisdn-base", default="+34600000", help="numbers are BASE + NNN")
     p.add_argument("--pin", help="every SIM starts locked with this PIN")
     p.add_argument("--sent-log", type=Path, help="append every sent part to this JSONL file")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     args = p.parse_args(argv)
     if args.modems < 1:
         p.error("--modems must be at least 1")
@@ -123,6 +127,13 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
+    # stdout carries the modem lines scripts parse; logs go to stderr.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if args.verbose else logging.INFO
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args))
     return 0

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[["SimModem", AtCommand], Awaitable[list[str]]]
 HANDLERS: dict[str, Handler] = {}
+# Commands only the personalities that list them in ``vendor_commands`` answer.
+VENDOR_ONLY = frozenset({"+CEREG", "+SPIC", "+QPINC", "^CURC", "^CPIN", "^PORTSEL"})
 
 OPERATOR = "SIMNET"
 OPERATOR_NUMERIC = "21499"
@@ -59,9 +61,15 @@ async def dispatch(m: SimModem, c: AtCommand) -> list[str]:
         if c.name == iccid_command.name:
             return _iccid(m, c, iccid_command)
     handler = HANDLERS.get(c.name)
-    if handler is None or (c.name == "+CEREG" and not m.personality.supports_cereg):
+    if handler is None or (c.name in VENDOR_ONLY and not _vendor_ok(m, c.name)):
         raise UnknownCommand(c.name)
     return await handler(m, c)
+
+
+def _vendor_ok(m: SimModem, name: str) -> bool:
+    if name == "+CEREG":
+        return m.personality.supports_cereg
+    return name in m.personality.vendor_commands
 
 
 # -- argument helpers -------------------------------------------------------------------
@@ -306,6 +314,60 @@ async def _sim_ready(m: SimModem) -> None:
         m.emit_urc(urc)
     m.report_registration()
     m.drain_after_reply()
+
+
+@handles("+SPIC")
+async def _spic(m: SimModem, c: AtCommand) -> list[str]:
+    # SIM800: tries left for PIN1, PUK1, PIN2, PUK2.
+    if not _only_exec(c):
+        return []
+    return [f"+SPIC: {m.sim.pin_tries},{m.sim.puk_tries},{PIN_TRIES},{PUK_TRIES}"]
+
+
+@handles("+QPINC")
+async def _qpinc(m: SimModem, c: AtCommand) -> list[str]:
+    # Quectel: tries left per facility ("SC" is the SIM PIN).
+    if c.op is Op.TEST:
+        return ['+QPINC: ("SC","P2")']
+    sc = f'+QPINC: "SC",{m.sim.pin_tries},{m.sim.puk_tries}'
+    if c.op is Op.READ:
+        return [sc, f'+QPINC: "P2",{PIN_TRIES},{PUK_TRIES}']
+    if c.op is Op.SET and c.args and c.args[0].upper() == "SC":
+        return [sc]
+    raise SyntaxFailure("+QPINC: unknown facility")
+
+
+@handles("^CPIN")
+async def _hcpin(m: SimModem, c: AtCommand) -> list[str]:
+    # Huawei: ^CPIN: <code>,[<times>],<puk_times>,<pin_times>,<puk2_times>,<pin2_times>
+    if c.op is not Op.READ:
+        raise SyntaxFailure("^CPIN: read form only")
+    state = "READY" if m.sim.state is SimState.READY else str(m.sim.state)
+    times = m.sim.pin_tries if m.sim.state is SimState.PIN else m.sim.puk_tries
+    return [
+        f"^CPIN: {state},{times},{m.sim.puk_tries},{m.sim.pin_tries},{PUK_TRIES},{PIN_TRIES}"
+    ]
+
+
+@handles("^CURC")
+async def _curc(m: SimModem, c: AtCommand) -> list[str]:
+    if c.op is Op.READ:
+        return [f"^CURC: {m.settings.curc}"]
+    if c.op is Op.TEST:
+        return ["^CURC: (0-1)"]
+    m.settings.curc = _int(c, 0, low=0, high=1)
+    return []
+
+
+@handles("^PORTSEL")
+async def _portsel(m: SimModem, c: AtCommand) -> list[str]:
+    # Huawei: which port gets URCs. A simulated stick has one port: remember the choice.
+    if c.op is Op.READ:
+        return [f"^PORTSEL: {m.settings.portsel}"]
+    if c.op is Op.TEST:
+        return ["^PORTSEL: (0-1)"]
+    m.settings.portsel = _int(c, 0, low=0, high=1)
+    return []
 
 
 @handles("+CSQ")

@@ -278,8 +278,14 @@ class SimModem:
         self.engine.urc_after_next_echo(lines)
 
     def noise(self) -> None:
-        """Print one of the personality's noise URCs, chosen by the modem's RNG."""
-        self.emit_urc(self.rng.choice(self.personality.noise_urcs))
+        """Print one of the personality's noise URCs, chosen by the modem's RNG.
+
+        Huawei's periodic ``^`` URCs stay quiet after ``AT^CURC=0``.
+        """
+        urcs = self.personality.noise_urcs
+        if not self.settings.curc:
+            urcs = tuple(u for u in urcs if not u.startswith("^"))
+        self.emit_urc(self.rng.choice(urcs))
 
     def set_registration(self, stat: RegStat) -> None:
         """Fault: registration lost or regained; URCs per AT+CREG / AT+CEREG."""

@@ -56,6 +56,8 @@ class Personality:
     # The +CMS ERROR codes injected faults draw from when none are configured.
     default_fault_codes: tuple[int, ...] = (38, 42)
     supports_cereg: bool = False
+    # Vendor commands this modem answers (the handlers live in drivers.sim.commands).
+    vendor_commands: frozenset[str] = frozenset()
     # Huawei (when configured): an SMS routed with +CMT is also kept in storage.
     cmt_also_stores: bool = False
     # Network technology for +COPS? (0 GSM, 2 UTRAN, 7 E-UTRAN).
@@ -92,6 +94,7 @@ SIMCOM = Personality(
     default_cnmi=(2, 1, 0, 0, 0),
     # SIM800-class modules answer 500 for no credit, barring, a bad SMSC (DESIGN: +CMS classes).
     default_fault_codes=(500,),
+    vendor_commands=frozenset({"+SPIC"}),
 )
 
 QUECTEL = Personality(
@@ -108,6 +111,7 @@ QUECTEL = Personality(
     default_memory="ME",
     capacities={"SM": 50, "ME": 255, "SR": 50},
     supports_cereg=True,
+    vendor_commands=frozenset({"+QPINC"}),
     access_technology=7,
 )
 
@@ -130,6 +134,7 @@ HUAWEI = Personality(
     noise_urcs=("RING", "^RSSI: 18", "^MODE: 5,4", "^DSFLOWRPT:0000001E,00000000,00000000"),
     default_cnmi=(2, 1, 0, 2, 0),
     cmt_also_stores=True,
+    vendor_commands=frozenset({"^CURC", "^CPIN", "^PORTSEL"}),
     access_technology=2,
 )
 

@@ -37,6 +37,8 @@ class Settings:
     cpms: tuple[str, str, str]
     csca: str
     cfun: int
+    curc: int  # Huawei AT^CURC: 0 silences the periodic ^ URCs
+    portsel: int  # Huawei AT^PORTSEL: the port URCs go to (remembered only)
 
     @classmethod
     def defaults(cls, personality: Personality, smsc: str) -> Settings:
@@ -55,6 +57,8 @@ class Settings:
             cpms=(mem, mem, mem),
             csca=smsc,
             cfun=1,
+            curc=1,
+            portsel=0,
         )
 
 
