@@ -11,7 +11,7 @@ from tests.install.rootfs import REPO
 UNIT = REPO / "systemd" / "gatewayd.service"
 RULE = REPO / "systemd" / "99-gatewayd-modems.rules"
 VENV_GATEWAYD = "/opt/gatewayd/venv/bin/gatewayd"
-# The hardening this unit reaches with `systemd-analyze security` (systemd 252: 1.5); a
+# The hardening this unit reaches with `systemd-analyze security` (systemd 252: 1.6); a
 # change that weakens the sandbox past this fails here and must say why.
 MAX_EXPOSURE = 2.0
 
