@@ -1,0 +1,105 @@
+"""Per-SIM throughput limits in sliding windows, counted in SMS parts.
+
+A part counts when its Ctrl-Z is written (the worker records it just before ``send_pdu``),
+because the operator counts what left the SIM. A message reserves all its parts at once: it
+starts only when every window has room for all of them, so no 60 s (3600 s, 86400 s) window
+ever holds more than its maximum, whatever the part count. One worker per SIM sends
+sequentially, so the parts of the message being sent are the only sends a later reservation
+must wait for. The log is loaded from the store at start, so limits hold across restarts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from datetime import UTC, datetime
+
+from gatewayd.config.model import Limits
+from gatewayd.core.views import LimitHeadroom
+
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+
+
+class Limiter:
+    """The send log and limits of one SIM."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        history: list[datetime] | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._limits = limits
+        self._rng = rng or random.Random()
+        self._sends: list[float] = sorted(t.timestamp() for t in history or [])
+        self._gap_until = 0.0
+        if self._sends:
+            self._gap_until = self._sends[-1] + limits.min_gap_seconds
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force."""
+        return self._limits
+
+    def reconfigure(self, limits: Limits) -> None:
+        """Apply new limits (SIGHUP); the log stays."""
+        self._limits = limits
+
+    def _windows(self) -> list[tuple[float, int]]:
+        lim = self._limits
+        pairs = ((MINUTE, lim.max_per_minute), (HOUR, lim.max_per_hour), (DAY, lim.max_per_day))
+        return [(w, m) for w, m in pairs if m is not None]
+
+    def capacity(self) -> int | None:
+        """The most parts one message may have to ever fit (``None``: unlimited)."""
+        windows = self._windows()
+        return min(m for _, m in windows) if windows else None
+
+    def earliest(self, parts: int, now: datetime) -> datetime | None:
+        """When ``parts`` parts can all be reserved (``now`` or later); ``None``: never."""
+        t = now.timestamp()
+        for window, maximum in self._windows():
+            room = maximum - parts
+            if room < 0:
+                return None
+            # Sends in (T - window, T] must number at most `room`: the (room+1)-th most
+            # recent one has to leave the window first.
+            start = bisect.bisect_right(self._sends, t - window)
+            inside = len(self._sends) - start
+            if inside > room:
+                t = max(t, self._sends[len(self._sends) - room - 1] + window)
+        t = max(t, self._gap_until)
+        return datetime.fromtimestamp(t, tz=UTC)
+
+    def gap_ready(self) -> datetime:
+        """When the next part may go under the minimum gap (with its jitter)."""
+        return datetime.fromtimestamp(self._gap_until, tz=UTC)
+
+    def record(self, at: datetime) -> None:
+        """Count a part whose Ctrl-Z is being written at ``at``."""
+        ts = at.timestamp()
+        bisect.insort(self._sends, ts)
+        jitter = self._rng.uniform(0.0, self._limits.gap_jitter_seconds)
+        self._gap_until = max(self._gap_until, ts + self._limits.min_gap_seconds + jitter)
+        # Forget what no window can see any more.
+        cut = bisect.bisect_right(self._sends, ts - DAY)
+        if cut:
+            del self._sends[:cut]
+
+    def headroom(self, now: datetime) -> LimitHeadroom:
+        """How many more parts each window allows now."""
+        t = now.timestamp()
+        lim = self._limits
+
+        def left(window: float, maximum: int | None) -> int | None:
+            if maximum is None:
+                return None
+            inside = len(self._sends) - bisect.bisect_right(self._sends, t - window)
+            return max(0, maximum - inside)
+
+        return LimitHeadroom(
+            left(MINUTE, lim.max_per_minute),
+            left(HOUR, lim.max_per_hour),
+            left(DAY, lim.max_per_day),
+        )

@@ -1,0 +1,166 @@
+"""Turning a submit request into a validated, encoded message ready for the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+
+from drivers.pdu import PduError, encode_submit, segments
+from gatewayd.config.model import GatewayConfig
+from gatewayd.core.errors import ValidationError
+from gatewayd.core.routing import pool_for
+from gatewayd.core.views import SubmitRequest
+from gatewayd.store import Category, NewMessage, NewPart, Priority
+from gatewayd.store.sqlite import new_id
+
+
+def normalise_number(raw: str, region: str, *, field: str = "to") -> str:
+    """``raw`` as E.164 (national numbers read in ``region``); ValidationError otherwise."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError(field, "a phone number is required")
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(field, f"not a phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(field, f"{raw!r} is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def request_hash(req: SubmitRequest) -> str:
+    """A digest of everything the request asks for (idempotency: same key, same body)."""
+    body = {
+        "to": req.to,
+        "text": req.text,
+        "priority": req.priority.value if req.priority else None,
+        "category": req.category.value,
+        "send_at": req.send_at.isoformat() if req.send_at else None,
+        "expires_at": req.expires_at.isoformat() if req.expires_at else None,
+        "modem": req.modem,
+        "pool": req.pool,
+        "metadata": dict(req.metadata) if req.metadata is not None else None,
+        "callback_url": req.callback_url,
+        "force_ucs2": req.force_ucs2,
+        "smart": req.smart,
+    }
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def encode_parts(
+    config: GatewayConfig, to: str, text: str, *, force_ucs2: bool, smart: bool
+) -> list[tuple[str, int]]:
+    """The PDUs (hex with the "00" SMSC prefix) and TPDU lengths of ``text`` to ``to``."""
+    parts = encode_submit(
+        to,
+        text,
+        srr=config.sending.request_status_report,
+        vp_minutes=config.sending.validity_minutes,
+        force_ucs2=force_ucs2,
+        smart=smart,
+    )
+    return [(p.hex(with_smsc=True), p.length) for p in parts]
+
+
+def prepare(
+    req: SubmitRequest,
+    config: GatewayConfig,
+    now: datetime,
+    *,
+    idempotency_key: str | None = None,
+    max_parts: int | None = None,
+    optout_exempt: bool = False,
+) -> NewMessage:
+    """Validate and encode ``req``; ``max_parts`` is the most any modem's limits can take."""
+    to = normalise_number(req.to, config.sending.default_region)
+    if not isinstance(req.text, str) or req.text == "":
+        raise ValidationError("text", "must not be empty")
+    category = _enum(Category, req.category, "category")
+    priority = (
+        _enum(Priority, req.priority, "priority")
+        if req.priority is not None
+        else (Priority.HIGH if category is Category.TRANSACTIONAL else Priority.NORMAL)
+    )
+    send_at = _aware(req.send_at, "send_at") or now
+    expires_at = _aware(req.expires_at, "expires_at")
+    if expires_at is not None and expires_at <= max(now, send_at):
+        raise ValidationError("expires_at", "must be after now and after send_at")
+    modems = {m.name for m in config.modems}
+    if req.modem is not None and req.modem not in modems:
+        raise ValidationError("modem", f"no modem named {req.modem!r}")
+    if req.pool is not None and req.pool not in config.pools:
+        raise ValidationError("pool", f"no pool named {req.pool!r}")
+    if req.callback_url is not None and not req.callback_url.startswith(("http://", "https://")):
+        raise ValidationError("callback_url", "must be an http(s) URL")
+    metadata = _metadata(req.metadata)
+    try:
+        info = segments(req.text, force_ucs2=req.force_ucs2, smart=req.smart)
+        encoded = encode_parts(config, to, req.text, force_ucs2=req.force_ucs2, smart=req.smart)
+    except (PduError, ValueError) as exc:
+        raise ValidationError("text", f"cannot be encoded: {exc}") from exc
+    if len(encoded) > config.sending.max_segments:
+        raise ValidationError(
+            "text",
+            f"needs {len(encoded)} parts, more than max_segments={config.sending.max_segments}",
+        )
+    if max_parts is not None and len(encoded) > max_parts:
+        raise ValidationError(
+            "text", f"needs {len(encoded)} parts, more than any modem's limits allow at once"
+        )
+    pool = (
+        req.pool if req.pool is not None or req.modem is not None else pool_for(to, config.routing)
+    )
+    return NewMessage(
+        id=new_id(),
+        recipient=to,
+        text=req.text,
+        category=category,
+        priority=priority,
+        encoding=info.encoding.value,
+        parts=tuple(NewPart(n, pdu, length) for n, (pdu, length) in enumerate(encoded, 1)),
+        replaced_chars=info.replaced_chars,
+        send_at=send_at,
+        expires_at=expires_at,
+        modem=req.modem,
+        pool=pool,
+        metadata=metadata,
+        callback_url=req.callback_url,
+        force_ucs2=req.force_ucs2,
+        smart=req.smart,
+        created_at=now,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(req) if idempotency_key is not None else None,
+        optout_exempt=optout_exempt,
+    )
+
+
+def _enum(kind: type[Category] | type[Priority], value: Any, field: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError as exc:
+        allowed = ", ".join(k.value for k in kind)
+        raise ValidationError(field, f"must be one of {allowed}") from exc
+
+
+def _aware(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ValidationError(field, "must be a timezone-aware time")
+    return moment
+
+
+def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        out = dict(value)
+        json.dumps(out)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("metadata", f"must be a JSON object: {exc}") from exc
+    return out
