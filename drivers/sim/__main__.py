@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--modems", type=int, default=1, help="how many modems (default 1)")
     p.add_argument("--link-dir", type=Path, help="create symlinks DIR/modem-N to the ptys")
     p.add_argument(
-        "--tcp-base-port", type=int, help="also serve modem N on TCP port P+N-1 (127.0.0.1)"
+        "--tcp-base-port",
+        type=int,
+        help="also serve modem N on TCP port P+N-1 of 127.0.0.1 (0: free ports)",
     )
     p.add_argument(
         "--latency",
@@ -106,7 +108,8 @@ async def run(args: argparse.Namespace) -> None:
                 transport="both" if tcp else "pty",
                 pin=args.pin,
                 link_path=str(args.link_dir / f"modem-{n}") if args.link_dir else None,
-                tcp_port=args.tcp_base_port + n - 1 if tcp else 0,
+                # Base 0: every modem gets a free port of its own.
+                tcp_port=args.tcp_base_port + n - 1 if args.tcp_base_port else 0,
             )
             print(
                 f"{modem.id} profile={profile} msisdn={modem.msisdn} iccid={modem.iccid} "

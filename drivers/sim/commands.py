@@ -344,9 +344,7 @@ async def _hcpin(m: SimModem, c: AtCommand) -> list[str]:
         raise SyntaxFailure("^CPIN: read form only")
     state = "READY" if m.sim.state is SimState.READY else str(m.sim.state)
     times = m.sim.pin_tries if m.sim.state is SimState.PIN else m.sim.puk_tries
-    return [
-        f"^CPIN: {state},{times},{m.sim.puk_tries},{m.sim.pin_tries},{PUK_TRIES},{PIN_TRIES}"
-    ]
+    return [f"^CPIN: {state},{times},{m.sim.puk_tries},{m.sim.pin_tries},{PUK_TRIES},{PIN_TRIES}"]
 
 
 @handles("^CURC")
