@@ -1,0 +1,50 @@
+"""The API's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+
+from drivers.clock import Clock
+from gatewayd.api.handlers import ROUTES
+from gatewayd.api.keys import (
+    CLOCK,
+    FAILURES,
+    GATEWAY,
+    STATE,
+    ApiState,
+    WebhookFailures,
+)
+from gatewayd.api.middleware import auth_middleware, error_middleware
+from gatewayd.core import Gateway
+
+Resource = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(
+    gateway: Gateway,
+    *,
+    failures: WebhookFailures,
+    state: ApiState,
+    clock: Clock,
+    max_body_bytes: int,
+    resources: Sequence[Resource] = (),
+) -> web.Application:
+    """The /v1 application over ``gateway``.
+
+    ``resources`` are ``cleanup_ctx`` generators: set up in order when the runner starts,
+    torn down in reverse after the listener has closed and requests in flight have ended
+    (the daemon passes one that starts and drains the gateway). The owner keeps ``state``
+    to swap settings on SIGHUP and to stop new submissions (503) during shutdown.
+    """
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=max_body_bytes
+    )
+    app[GATEWAY] = gateway
+    app[FAILURES] = failures
+    app[CLOCK] = clock
+    app[STATE] = state
+    app.cleanup_ctx.extend(resources)
+    app.add_routes(ROUTES)
+    return app

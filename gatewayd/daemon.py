@@ -1,0 +1,320 @@
+"""The daemon: builds the store, modems, gateway, webhook worker and API, and runs them.
+
+Start order: secrets (so a missing file fails before anything opens), store, gateway, modems
+(each opens and initialises in its own background task, so a dead port never blocks the
+start), webhook worker, API listener, then ``READY=1`` to systemd. Stop order is the
+reverse, in a bounded time: the API stops taking submissions (503) at once, the gateway lets
+sends in flight finish and hands the rest back to the store, then the listener, the worker,
+the modems and the store close.
+SIGTERM and SIGINT stop; SIGHUP reloads what may change while running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Awaitable
+
+import structlog
+from aiohttp import web
+
+from drivers.clock import Clock, SystemClock
+from drivers.modem import Modem
+from gatewayd.api import ApiSettings, ApiState, create_app
+from gatewayd.config import (
+    ConfigError,
+    GatewayConfig,
+    Limits,
+    ModemConfig,
+    load_config,
+    read_secret_file,
+)
+from gatewayd.core import Gateway
+from gatewayd.core.webhooks import WebhookWorker
+from gatewayd.logs import configure_logging
+from gatewayd.sdnotify import Notifier, WatchdogPinger
+from gatewayd.store import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+# systemd's default TimeoutStopSec is 90 s; we promise 10 s, drains get most of it.
+STOP_BUDGET_SECONDS = 10.0
+DRAIN_SECONDS = 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Secrets:
+    """What the config names by file, read once at start (and again on SIGHUP)."""
+
+    tokens: tuple[bytes, ...]
+    webhook_secret: bytes | None
+    pins: dict[str, str]  # modem name -> PIN
+
+    @classmethod
+    def read(cls, config: GatewayConfig) -> Secrets:
+        """Read every secret file the config names (raises :class:`ConfigError`)."""
+        src = config.source
+        tokens = tuple(
+            read_secret_file(p, key=f"api.token_files[{i}]", source=src).encode()
+            for i, p in enumerate(config.api.token_files)
+        )
+        hook = config.webhooks.secret_file
+        secret = (
+            read_secret_file(hook, key="webhooks.secret_file", source=src).encode()
+            if hook is not None
+            else None
+        )
+        pins = {
+            m.name: read_secret_file(m.pin_file, key=f"modems[{i}].pin_file", source=src)
+            for i, m in enumerate(config.modems)
+            if m.pin_file is not None
+        }
+        return cls(tokens, secret, pins)
+
+
+class Daemon:
+    """One running gatewayd: :meth:`start`, then :meth:`stop` (or :meth:`run_until_stopped`)."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.notifier = notifier or Notifier.from_env()
+        self.api_state: ApiState | None = None
+        self.store: Store | None = None
+        self.modems: list[Modem] = []
+        self.gateway: Gateway | None = None
+        self.webhooks: WebhookWorker | None = None
+        self._runner: web.AppRunner | None = None
+        self._watchdog: WatchdogPinger | None = None
+        self._stopping = asyncio.Event()
+        self._stopped = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the API listens on (the real port when the config said 0)."""
+        if self._runner is None or not self._runner.addresses:
+            raise RuntimeError("the API is not listening")
+        host, port = self._runner.addresses[0][:2]
+        return str(host), int(port)
+
+    async def start(self) -> None:
+        """Open everything in order; on a failure close what was opened and re-raise."""
+        config = self.config
+        secrets = Secrets.read(config)
+        try:
+            self.store = await open_store(config.database)
+            self.modems = [self._make_modem(m, secrets.pins.get(m.name)) for m in config.modems]
+            self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
+            # The gateway's handlers are in place before a modem can hand over an SMS.
+            await self.gateway.start()
+            for modem in self.modems:
+                await modem.start()
+            self.webhooks = WebhookWorker(
+                self.store, config.webhooks, secret=secrets.webhook_secret, clock=self.clock
+            )
+            self.store.on_outbox(self.webhooks.wake)
+            await self.webhooks.start()
+            self.api_state = ApiState(ApiSettings.from_config(config, secrets.tokens))
+            app = create_app(
+                self.gateway,
+                failures=self.store,
+                state=self.api_state,
+                clock=self.clock,
+                max_body_bytes=config.api.max_body_bytes,
+            )
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, config.api.listen_host, config.api.listen_port)
+            await site.start()
+        except BaseException:
+            await self._close()
+            raise
+        host, port = self.address
+        log.info("gatewayd.started", api=f"http://{host}:{port}", modems=len(self.modems))
+        self.notifier.ready(f"serving on {host}:{port}, {len(self.modems)} modem(s)")
+        self._watchdog = WatchdogPinger.from_env(self.notifier)
+        if self._watchdog is not None:
+            self._watchdog.start()
+
+    def _make_modem(self, m: ModemConfig, pin: str | None) -> Modem:
+        return Modem(
+            m.port,
+            name=m.name,
+            profile=m.profile,
+            pin=pin,
+            baudrate=m.baudrate,
+            clock=self.clock,
+        )
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run_until_stopped` to stop (a signal handler calls this)."""
+        if not self._stopping.is_set():
+            log.info("gatewayd.stopping")
+            # New submissions get 503 from now on; the listener closes during stop().
+            if self.api_state is not None:
+                self.api_state.accepting = False
+            self.notifier.stopping()
+            self._stopping.set()
+
+    async def run_until_stopped(self) -> None:
+        """Serve until :meth:`request_stop`, then stop in bounded time."""
+        await self._stopping.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop taking work, drain, close everything; bounded by ``STOP_BUDGET_SECONDS``."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.api_state is not None:
+            self.api_state.accepting = False
+        try:
+            async with asyncio.timeout(STOP_BUDGET_SECONDS - 1):
+                if self.gateway is not None:
+                    await self.gateway.stop(drain_timeout=DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning("gatewayd.drain_timeout", budget_s=STOP_BUDGET_SECONDS)
+        await self._close()
+        log.info("gatewayd.stopped")
+
+    async def _close(self) -> None:
+        # Each close is bounded and independent: one failing must not keep the others open.
+        if self._watchdog is not None:
+            await self._watchdog.stop()
+        if self._runner is not None:
+            await _bounded("api", self._runner.cleanup())
+            self._runner = None
+        if self.webhooks is not None:
+            await _bounded("webhooks", self.webhooks.stop())
+        for modem in self.modems:
+            await _bounded(f"modem {modem.name}", modem.stop())
+        if self.store is not None:
+            await _bounded("store", self.store.close())
+            self.store = None
+
+    def reload(self) -> None:
+        """SIGHUP: apply what may change at run time, refuse (and name) what may not."""
+        old = self.config
+        source = old.source
+        if source is None or self.gateway is None or self.api_state is None:
+            return
+        self.notifier.reloading()
+        try:
+            new = load_config(source)
+            secrets = Secrets.read(new)
+        except ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc))
+            self.notifier.ready()
+            return
+        needs_restart = restart_needed(old, new)
+        applied = merge_reloadable(old, new)
+        changed = self.gateway.reload(applied)
+        if secrets.tokens != self.api_state.settings.tokens:
+            changed.append("api.token_files")
+        self.api_state.settings = ApiSettings.from_config(applied, secrets.tokens)
+        if self.webhooks is not None:
+            self.webhooks.reconfigure(applied.webhooks, secrets.webhook_secret)
+        if applied.logging != old.logging:
+            configure_logging(applied.logging)
+            changed.append("logging")
+        self.config = applied
+        log.info("config.reloaded", changed=changed or ["nothing"])
+        if needs_restart:
+            log.warning(
+                "config.reload_refused",
+                keys=needs_restart,
+                reason="these take effect only after a restart; the running values stay",
+            )
+        self.notifier.ready()
+
+
+def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    """Keys changed between ``old`` and ``new`` that a running daemon cannot apply."""
+    keys = []
+    if old.database != new.database:
+        keys.append("database")
+    if old.node_name != new.node_name:
+        keys.append("node_name")
+    if (old.api.listen_host, old.api.listen_port) != (new.api.listen_host, new.api.listen_port):
+        keys.append("api.listen")
+    if old.api.max_body_bytes != new.api.max_body_bytes:
+        keys.append("api.max_body_bytes")
+    old_modems = {m.name: _hardware(m) for m in old.modems}
+    new_modems = {m.name: _hardware(m) for m in new.modems}
+    for name in sorted(old_modems.keys() | new_modems.keys()):
+        if old_modems.get(name) != new_modems.get(name):
+            keys.append(f"modems[{name}]")
+    return keys
+
+
+def _hardware(m: ModemConfig) -> ModemConfig:
+    # Limits apply at run time; everything else about a modem needs it reopened.
+    return dataclasses.replace(m, limits=Limits())
+
+
+def merge_reloadable(old: GatewayConfig, new: GatewayConfig) -> GatewayConfig:
+    """``new`` with the restart-only keys kept at their running values."""
+    limits = {m.name: m.limits for m in new.modems}
+    modems = tuple(dataclasses.replace(m, limits=limits.get(m.name, m.limits)) for m in old.modems)
+    api = dataclasses.replace(
+        new.api,
+        listen_host=old.api.listen_host,
+        listen_port=old.api.listen_port,
+        max_body_bytes=old.api.max_body_bytes,
+    )
+    pools = {m.pool for m in modems}
+    routing = tuple(r for r in new.routing if r.pool in pools)
+    return dataclasses.replace(
+        new,
+        database=old.database,
+        node_name=old.node_name,
+        api=api,
+        modems=modems,
+        routing=routing,
+    )
+
+
+async def _bounded(what: str, closing: Awaitable[object]) -> None:
+    try:
+        async with asyncio.timeout(2.0):
+            await closing
+    except Exception as exc:
+        log.warning("gatewayd.close_failed", what=what, error=repr(exc))
+
+
+async def serve(config: GatewayConfig, *, ready: asyncio.Event | None = None) -> None:
+    """Run a daemon for ``config`` until SIGTERM/SIGINT; SIGHUP reloads."""
+    daemon = Daemon(config)
+    loop = asyncio.get_running_loop()
+    await daemon.start()
+    loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    if ready is not None:
+        ready.set()
+    try:
+        await daemon.run_until_stopped()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def run_daemon(config: GatewayConfig) -> int:
+    """``gatewayd run``: configure logging, serve, return the exit status."""
+    configure_logging(config.logging)
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as exc:
+        log.error("gatewayd.config_error", error=str(exc))
+        return 1
+    except OSError as exc:
+        log.error("gatewayd.start_failed", error=str(exc))
+        return 1
+    return 0
