@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import serial_asyncio_fast
 import structlog
 
-from drivers.at.errors import AtTimeout, PortGone, PromptAborted, error_from_final
+from drivers.at.errors import AtError, AtTimeout, PortGone, PromptAborted, error_from_final
 from drivers.at.framing import Framer, Line, Prompt
 
 log = structlog.get_logger(__name__)
@@ -242,6 +242,18 @@ class AtChannel:
     def on_lost(self, cb: Callable[[str], None]) -> None:
         """Call ``cb(reason)`` when the port goes away."""
         self._lost_handlers.append(cb)
+
+    def interrupt(self, reason: str) -> bool:
+        """Fail the command in flight with AtError (a modem that rebooted forgot it).
+
+        A submit is left alone: its outcome after Ctrl-Z is only ever settled by its answer
+        or its timeout (DESIGN.md, Decisions: "unknown outcomes").
+        """
+        pending = self._pending
+        if pending is None or pending.payload is not None or pending.future.done():
+            return False
+        pending.future.set_exception(AtError(pending.command, "", f"interrupted: {reason}"))
+        return True
 
     def subscribe(self, prefix: str, handler: UrcHandler) -> None:
         """Hand every URC whose line starts with ``prefix`` to ``handler`` ("" = all)."""

@@ -2,9 +2,9 @@
 
 The framer only cuts frames; it never interprets them. It keeps a buffer, extracts frames
 until what is left is too short, and resynchronises on garbage: a line ends at CR, LF,
-Ctrl-Z or Esc (so an echoed PDU ends too), NULs are dropped, bytes that are not UTF-8
-become U+FFFD and are cut from the ends of a line, and a run without a line end longer
-than :data:`MAX_LINE` is thrown away.
+Ctrl-Z or Esc (so an echoed PDU ends too), NULs are dropped, bytes that are not ASCII
+(AT is ASCII text) become U+FFFD and are cut from the ends of a line, and a run without
+a line end longer than :data:`MAX_LINE` is thrown away.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Framer:
                 return None
             raw = bytes(self._buf[:end])
             del self._buf[: end + 1]
-            text = _trim(raw.decode("utf-8", errors="replace"))
+            text = _trim(raw.decode("ascii", errors="replace"))
             if text:
                 return Line(text)
 

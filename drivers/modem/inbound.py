@@ -16,6 +16,7 @@ import structlog
 
 from drivers.at import AtChannel, AtError, PortGone
 from drivers.modem import parsing
+from drivers.modem.init import InitResult
 from drivers.modem.types import InboundSms
 from drivers.pdu import Deliver, PduError, StatusReport, decode
 from drivers.profiles import Profile
@@ -49,18 +50,11 @@ class Inbound:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._undecodable: set[str] = set()
 
-    async def run(
-        self,
-        job: Job,
-        channel: AtChannel,
-        profile: Profile,
-        storage: tuple[str, str, str],
-        *,
-        csms: int,
-        report_store: str | None,
-    ) -> None:
+    async def run(self, job: Job, channel: AtChannel, init: InitResult) -> None:
         """Do one job. AT errors are logged; the sweep finds what a failed job left."""
-        ctx = _Context(channel, profile, storage, csms, report_store)
+        profile = init.profile
+        csms = profile.csms if profile.cnmi_mt == 2 else 0
+        ctx = _Context(channel, profile, init.storage, csms, init.memories, init.report_store)
         try:
             if job.kind in ("cmti", "cdsi") and job.index is not None:
                 await self._read_stored(ctx, job.memory, job.index, "cmti")
@@ -76,7 +70,7 @@ class Inbound:
     async def sweep(self, ctx: _Context) -> int:
         """``AT+CMGL=4`` on the inbox (and the report store): hand on what a URC missed."""
         handled = 0
-        memories = [ctx.storage[0]]
+        memories = list(ctx.memories)
         if ctx.report_store and ctx.report_store not in memories:
             memories.append(ctx.report_store)
         for memory in memories:
@@ -177,6 +171,7 @@ class _Context:
     profile: Profile
     storage: tuple[str, str, str]
     csms: int
+    memories: tuple[str, ...]
     report_store: str | None
 
 

@@ -31,6 +31,10 @@ class InitResult:
     info: ModemInfo
     storage: tuple[str, str, str]
     cnmi: str
+    # Every memory SMS may sit in (the sweep lists each), the chosen one first.
+    memories: tuple[str, ...]
+    # Where stored status reports go ("SR" where the modem has it), when <ds>=2.
+    report_store: str | None
 
 
 class Initialiser:
@@ -71,7 +75,7 @@ class Initialiser:
         await self._unlock(profile, iccid)
         imsi = parsing.parse_identity((await self._busy("AT+CIMI")).lines)
         await self._busy("AT+CMGF=0")  # PDU mode
-        storage = await self._storage(profile)
+        storage, memories, report_store = await self._storage(profile)
         if profile.cnmi_mt == 2 and profile.csms:
             # Direct delivery with +CSMS=1: every +CMT needs +CNMA (DESIGN: Inbound storage).
             await self._busy(f"AT+CSMS={profile.csms}")
@@ -92,7 +96,9 @@ class Initialiser:
             iccid=iccid,
         )
         self._log.info("modem.initialised", profile=profile.name, iccid=iccid, storage=storage)
-        return InitResult(profile, info, storage, cnmi)
+        if cnmi.split(",")[3:4] != ["2"]:
+            report_store = None
+        return InitResult(profile, info, storage, cnmi, memories, report_store)
 
     async def _wake(self) -> None:
         # A modem still booting may miss the first AT; three tries before giving up.
@@ -196,14 +202,19 @@ class Initialiser:
             await self._clock.sleep(BUSY_RETRY_DELAY)
             waited += BUSY_RETRY_DELAY
 
-    async def _storage(self, profile: Profile) -> tuple[str, str, str]:
+    async def _storage(
+        self, profile: Profile
+    ) -> tuple[tuple[str, str, str], tuple[str, ...], str | None]:
         options_line = (await self._busy("AT+CPMS=?")).first("+CPMS:")
         options = parsing.parse_cpms_options(options_line or '("SM"),("SM"),("SM")')
         # Reports (SR) are never a place to read SMS from.
         inbox = [tuple(m for m in group if m.upper() != "SR") or group for group in options]
         m1, m2, m3 = (parsing.choose_storage(inbox, profile.storage_preference) + ["SM"] * 3)[:3]
         await self._busy(f'AT+CPMS="{m1}","{m2}","{m3}"')
-        return m1, m2, m3
+        # MT is ME and SM together: listing it would list both twice.
+        others = [m for m in inbox[0] if m.upper() not in (m1.upper(), "MT")]
+        report_store = next((m for m in options[0] if m.upper() == "SR"), None)
+        return (m1, m2, m3), (m1, *others), report_store
 
     async def _cnmi(self, profile: Profile) -> str:
         # The profile's <ds> first; if the firmware refuses it, fall back to 1, then 0.

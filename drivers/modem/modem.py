@@ -473,6 +473,8 @@ class Modem:
         if self.state in _SERVING and urc.line.startswith(self.profile.reboot_markers):
             self._log.warning("modem.reboot_marker", line=urc.line[:100])
             self._reboot = urc.line
+            if self._channel is not None:
+                self._channel.interrupt(f"modem printed {urc.line[:40]!r}")
             self._wake.set()
 
     def _on_lost(self, reason: str) -> None:
@@ -489,14 +491,7 @@ class Modem:
             if init is None or channel is None:
                 continue
             try:
-                await self._inbound.run(
-                    job,
-                    channel,
-                    init.profile,
-                    init.storage,
-                    csms=init.profile.csms if init.profile.cnmi_mt == 2 else 0,
-                    report_store=self._report_store(init),
-                )
+                await self._inbound.run(job, channel, init)
             except PortGone:
                 self._log.info("sms.inbound_interrupted", job=job.kind)
             except AtTimeout:
@@ -506,8 +501,3 @@ class Modem:
         while self.state not in _SERVING:
             self._state_changed.clear()
             await self._state_changed.wait()
-
-    @staticmethod
-    def _report_store(init: InitResult) -> str | None:
-        # ds=2: reports are stored ("SR" where the modem has it) and announced with +CDSI.
-        return "SR" if init.cnmi.split(",")[3:4] == ["2"] else None
