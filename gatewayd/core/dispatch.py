@@ -255,7 +255,11 @@ class ModemWorker:
                 return
             gap = limiter.gap_ready()
             if gap > clock.now():
-                await clock.sleep_until(gap)
+                self.idle.set()
+                try:
+                    await clock.sleep_until(gap)
+                finally:
+                    self.idle.clear()
             if not self.usable():
                 await self._hand_back(msg, identity, "modem no longer usable", count=False)
                 return

@@ -86,6 +86,8 @@ class Gateway:
         self._sweep_wake = asyncio.Event()
         self._sweep_task: asyncio.Task[None] | None = None
         self._sweep_next: datetime | None = None
+        # Set while the sweep task sleeps until its next due time (observability, tests).
+        self.sweep_idle = asyncio.Event()
         self._started = False
 
     @property
@@ -269,7 +271,11 @@ class Gateway:
         if item.expires_at is not None and (
             self._sweep_next is None or item.expires_at < self._sweep_next
         ):
-            self._sweep_wake.set()
+            self._wake_sweep()
+
+    def _wake_sweep(self) -> None:
+        self.sweep_idle.clear()
+        self._sweep_wake.set()
 
     async def _auto_reply(self, number: str, text: str, modem: str, exempt: bool) -> None:
         req = SubmitRequest(to=number, text=text, modem=modem if modem in self._workers else None)
@@ -435,7 +441,7 @@ class Gateway:
         self.store.set_webhook_url(config.webhooks.url)
         self.inbound.reconfigure(config)
         self.wake_all()
-        self._sweep_wake.set()
+        self._wake_sweep()
         return changed
 
     # -- sweeps -----------------------------------------------------------------------
@@ -451,9 +457,11 @@ class Gateway:
             self._sweep_next = until
             sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
             waker = asyncio.ensure_future(self._sweep_wake.wait())
+            self.sweep_idle.set()
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.sweep_idle.clear()
                 for fut in (sleeper, waker):
                     fut.cancel()
 

@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from drivers.at import CmsError
@@ -57,7 +57,9 @@ class FakeModem:
     sends: list[Sent] = field(default_factory=list)
     failures: deque[BaseException | None] = field(default_factory=deque)
     attempts: int = 0
-    mr_sequence: Iterable[int] | None = None
+    attempt_times: list[datetime] = field(default_factory=list)
+    gone_after: int | None = None  # go GONE right after this many successful sends
+    before_send: Callable[[], Awaitable[None]] | None = None  # runs before the '> ' prompt
     _mr: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _state_cbs: list[Callable[[ModemState, str], None]] = field(default_factory=list)
@@ -77,6 +79,10 @@ class FakeModem:
         self, pdu_hex: str, length: int, *, before_submit: Callable[[], bool] | None = None
     ) -> int:
         self.attempts += 1
+        self.attempt_times.append(self.clock.now())
+        self._changed.set()
+        if self.before_send is not None:
+            await self.before_send()
         if self.state is not ModemState.READY:
             raise ModemNotReady(self.name, self.state, "fake")
         if before_submit is not None and not before_submit():
@@ -92,6 +98,9 @@ class FakeModem:
             mr, self._mr = self._mr, (self._mr + 1) % 256
         self.sends.append(Sent(self.clock.now(), pdu_hex, length, mr))
         self._changed.set()
+        if self.gone_after is not None and len(self.sends) >= self.gone_after:
+            self.gone_after = None
+            self.set_state(ModemState.GONE, "unplugged")
         return mr
 
     def next_mrs(self, *mrs: int) -> None:
@@ -168,10 +177,24 @@ class Harness:
         async with asyncio.timeout(TIMEOUT):
             for worker in self.gateway.workers:
                 await worker.idle.wait()
+            await self.gateway.sweep_idle.wait()
 
     async def advance(self, seconds: float) -> None:
-        """Move the clock and let the workers settle."""
-        await self.clock.advance(seconds)
+        """Move the clock, stopping at every sleeper's deadline until the workers settle.
+
+        The workers' store calls run in a thread, so ManualClock's own settling (event-loop
+        turns) cannot wait for them: without the stops the clock would run ahead of a worker
+        woken at its deadline, and its sends would carry later times than real ones.
+        """
+        target = self.clock.now() + timedelta(seconds=seconds)
+        while True:
+            # ManualClock keeps its sleepers in a heap of (deadline, seq, future).
+            due = [d for d, _, f in self.clock._sleepers if not f.done() and d <= target]
+            if not due:
+                break
+            await self.clock.advance_to(min(due))
+            await self.idle()
+        await self.clock.advance_to(target)
         await self.idle()
 
     async def close(self) -> None:
