@@ -34,7 +34,7 @@ from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
-from gatewayd.store import Store, open_store
+from gatewayd.store import Store, StoreError, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -314,7 +314,8 @@ def run_daemon(config: GatewayConfig) -> int:
     except ConfigError as exc:
         log.error("gatewayd.config_error", error=str(exc))
         return 1
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
+        # A port in use, an unwritable database, a schema from a newer gatewayd.
         log.error("gatewayd.start_failed", error=str(exc))
         return 1
     return 0

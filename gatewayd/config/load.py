@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import phonenumbers
 
+from drivers.profiles import PROFILES
 from gatewayd.config.model import (
     ApiConfig,
     GatewayConfig,
@@ -278,6 +279,9 @@ class _Loader:
                 f"{key}.port",
                 "expected a device path (/dev/serial/by-id/...) or a URL (socket://host:port)",
             )
+        if modem.profile != "auto" and modem.profile.strip().lower() not in PROFILES:
+            known = ", ".join(["auto", *sorted(PROFILES)])
+            raise self.error(f"{key}.profile", f"unknown profile {modem.profile!r} ({known})")
         if modem.pin_file is not None:
             if modem.iccid is None:
                 # DESIGN: a PIN is bound to a SIM, never to a port (sticks get swapped).

@@ -115,6 +115,11 @@ def test_example_config_is_valid_once_its_secret_files_exist(cfg_dir: Path) -> N
             "belongs to a SIM",
         ),
         ('[[modems]]\nname="a"\nport="ttyUSB0"\n', "modems[0].port", "device path"),
+        (
+            '[[modems]]\nname="a"\nport="/dev/x"\nprofile="nokia"\n',
+            "modems[0].profile",
+            "unknown profile 'nokia' (auto, generic, huawei",
+        ),
         ('[[modems]]\nport="/dev/x"\n', "modems[0].name", "required key is missing"),
         (
             '[[modems]]\nname="a"\nport="/dev/x"\n[[modems]]\nname="a"\nport="/dev/y"\n',
