@@ -117,6 +117,8 @@ class SqliteStore:
         self._jobs: list[_SubmitJob] = []
         self._jobs_ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        # Submits in the largest group committed so far (observability of group commit).
+        self.max_group = 0
         self._listeners: list[Callable[[], None]] = []
         self._outbox_listeners: list[Callable[[], None]] = []
 
@@ -317,6 +319,7 @@ class SqliteStore:
 
     async def _commit_group(self, jobs: list[_SubmitJob]) -> list[list[Inserted | Exception]]:
         results: list[list[Inserted | Exception]] = []
+        self.max_group = max(self.max_group, sum(len(job.items) for job in jobs))
         async with self._tx() as tx:
             for job in jobs:
                 out: list[Inserted | Exception] = []

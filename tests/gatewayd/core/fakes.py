@@ -12,7 +12,7 @@ from pathlib import Path
 from drivers.at import CmsError
 from drivers.clock import ManualClock
 from drivers.modem import InboundSms, ModemInfo, ModemNotReady, ModemState, SendAborted
-from drivers.pdu import StatusReport, decode, encode_deliver
+from drivers.pdu import Concat, StatusReport, Submit, decode, encode_deliver
 from gatewayd.config.model import GatewayConfig, Limits, ModemConfig
 from gatewayd.core import Gateway
 from gatewayd.store import SqliteStore
@@ -31,13 +31,23 @@ class Sent:
     mr: int
 
     @property
-    def recipient(self) -> str:
+    def submit(self) -> Submit:
         msg = decode(self.pdu)
-        return getattr(msg, "recipient", "")
+        assert isinstance(msg, Submit)
+        return msg
+
+    @property
+    def recipient(self) -> str:
+        return self.submit.recipient
 
     @property
     def text(self) -> str:
-        return decode(self.pdu).text
+        return self.submit.text
+
+    @property
+    def concat(self) -> Concat:
+        assert self.submit.concat is not None
+        return self.submit.concat
 
 
 def cms(code: int) -> CmsError:
