@@ -285,10 +285,19 @@ class ModemWorker:
                     if not await self._unknown_outcome(msg, part.seq, identity, str(exc), mlog):
                         return
                     continue
-                await self._modem_trouble(msg, identity, str(exc), mlog, count=True)
+                self._cooldown()
+                await self._temporary(msg, identity, "at_timeout", str(exc), mlog)
                 return
-            except (ModemNotReady, PortGone, AtError) as exc:
-                await self._modem_trouble(msg, identity, str(exc), mlog, count=False)
+            except (ModemNotReady, PortGone) as exc:
+                # Nothing left the modem: not the message's fault, no attempt counted.
+                mlog.warning("dispatch.modem_trouble", error=str(exc))
+                self._cooldown()
+                await self._hand_back(msg, identity, str(exc), count=False, avoid=True)
+                return
+            except AtError as exc:
+                # Any other refusal (e.g. +CME ERROR): retried like a temporary +CMS ERROR.
+                self._cooldown()
+                await self._temporary(msg, identity, "at_error", exc.final or str(exc), mlog)
                 return
             self._last_cms = None
             self.counters.sent += 1
@@ -330,23 +339,12 @@ class ModemWorker:
         )
         self._ctx.wake_all()
 
-    async def _modem_trouble(
-        self,
-        msg: MessageRecord,
-        identity: str,
-        why: str,
-        mlog: structlog.BoundLogger,
-        *,
-        count: bool,
-    ) -> None:
-        mlog.warning("dispatch.modem_trouble", error=why)
+    def _cooldown(self) -> None:
         self._cooldown_until = self._ctx.clock.now() + timedelta(seconds=MODEM_COOLDOWN_SECONDS)
-        await self._hand_back(msg, identity, why, count=count, avoid=True)
 
     async def _cms_failure(
         self, msg: MessageRecord, identity: str, exc: CmsError, mlog: structlog.BoundLogger
     ) -> None:
-        sending = self._ctx.config.sending
         kind = classify_cms(exc.code, repeated=exc.code is not None and exc.code == self._last_cms)
         self._last_cms = exc.code
         code = f"cms_{exc.code}" if exc.code is not None else "cms_unknown"
@@ -363,22 +361,34 @@ class ModemWorker:
             mlog.error("sim.out_of_service", alarm=True, code=exc.code, meaning=meaning)
             await self._hand_back(msg, identity, meaning, count=False, avoid=True, code=code)
         else:
-            attempts = msg.attempts + 1
-            if attempts >= sending.retry_max_attempts:
-                self.counters.failed += 1
-                await self._ctx.store.fail_message(
-                    msg.id,
-                    self._ctx.clock.now(),
-                    code=code,
-                    text=f"{meaning} (gave up after {attempts} attempts)",
-                )
-                mlog.warning("sms.failed", code=exc.code, meaning=meaning, attempts=attempts)
-                return
-            delay = min(sending.retry_base_seconds * 2 ** (attempts - 1), sending.retry_max_seconds)
-            mlog.info("sms.retry", code=exc.code, meaning=meaning, attempt=attempts, delay_s=delay)
-            await self._hand_back(
-                msg, identity, meaning, count=True, delay=delay, avoid=True, code=code
+            await self._temporary(msg, identity, code, meaning, mlog)
+
+    async def _temporary(
+        self,
+        msg: MessageRecord,
+        identity: str,
+        code: str,
+        meaning: str,
+        mlog: structlog.BoundLogger,
+    ) -> None:
+        """Retry with exponential backoff (preferring another SIM), or fail at the limit."""
+        sending = self._ctx.config.sending
+        attempts = msg.attempts + 1
+        if attempts >= sending.retry_max_attempts:
+            self.counters.failed += 1
+            await self._ctx.store.fail_message(
+                msg.id,
+                self._ctx.clock.now(),
+                code=code,
+                text=f"{meaning} (gave up after {attempts} attempts)",
             )
+            mlog.warning("sms.failed", code=code, meaning=meaning, attempts=attempts)
+            return
+        delay = min(sending.retry_base_seconds * 2 ** (attempts - 1), sending.retry_max_seconds)
+        mlog.info("sms.retry", code=code, meaning=meaning, attempt=attempts, delay_s=delay)
+        await self._hand_back(
+            msg, identity, meaning, count=True, delay=delay, avoid=True, code=code
+        )
 
     async def _unknown_outcome(
         self,

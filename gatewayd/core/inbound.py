@@ -136,7 +136,9 @@ class InboundService:
         if action is not None:
             if self.auto_replies.allow(rec.sender, now):
                 text = self.matcher.replies[action]
-                await self._reply(rec.sender, text, rec.modem, action is KeywordAction.STOP)
+                # The STOP confirmation and HELP answer reach an opted-out number too.
+                exempt = action in (KeywordAction.STOP, KeywordAction.HELP)
+                await self._reply(rec.sender, text, rec.modem, exempt)
             else:
                 log.info("autoreply.rate_limited", number=rec.sender, keyword=str(action))
         await self._store.mark_inbound_processed(rec.id)
