@@ -222,7 +222,19 @@ class ModemWorker:
         msg = await self._ctx.store.claim(work.message.id, identity, now)
         if msg is None:
             return
-        await self._send(msg, identity, limiter)
+        try:
+            await self._send(msg, identity, limiter)
+        except Exception:
+            # A bug or a store hiccup mid-message: give the message back (counted, with
+            # backoff) rather than leave it claimed until the next restart.
+            self._log.exception("dispatch.send_failed", message=msg.id)
+            await self._hand_back(
+                msg,
+                identity,
+                "internal error",
+                count=True,
+                delay=self._ctx.config.sending.retry_base_seconds,
+            )
 
     async def _wait(self, until: datetime | None) -> None:
         clock = self._ctx.clock

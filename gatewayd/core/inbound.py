@@ -81,15 +81,15 @@ class InboundService:
         self._clock = clock
         self._optouts = optouts
         self._reply = reply
-        self.reconfigure(config)
+        self._config = config
+        self.matcher = KeywordMatcher.from_config(config.keywords)
+        self.auto_replies = AutoReplies(config.keywords.auto_reply_per_hour)
 
     def reconfigure(self, config: GatewayConfig) -> None:
         """Apply keyword and sending settings (SIGHUP)."""
         self._config = config
         self.matcher = KeywordMatcher.from_config(config.keywords)
-        previous = getattr(self, "auto_replies", None)
-        if previous is None or previous.per_hour != config.keywords.auto_reply_per_hour:
-            self.auto_replies = AutoReplies(config.keywords.auto_reply_per_hour)
+        self.auto_replies.per_hour = config.keywords.auto_reply_per_hour
 
     async def on_inbound(self, modem: ModemPort, sms: InboundSms) -> None:
         """Commit one received SMS (part), then act on a completed message's keywords."""

@@ -115,3 +115,25 @@ async def test_minimum_gap_spaces_every_part(tmp_path: Path, clock: ManualClock)
         assert gaps == [timedelta(seconds=4)] * 3
     finally:
         await h.close()
+
+
+async def test_reload_applies_new_limits_and_names_what_changed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    tight = Limits(max_per_minute=1, max_per_hour=None, max_per_day=None)
+    cfg = config(tmp_path, modem_config("m1", limits=tight))
+    h = await start(cfg, clock, [FakeModem("m1", "S1", clock)])
+    m1 = h.modems["m1"]
+    try:
+        for n in range(3):
+            await h.gateway.submit(SubmitRequest(to=f"+3460000010{n}", text=f"r{n}"))
+        await m1.wait_sends(1)
+        await h.idle()
+        assert len(m1.sends) == 1
+        loose = Limits(max_per_minute=3, max_per_hour=None, max_per_day=None)
+        changed = h.gateway.reload(config(tmp_path, modem_config("m1", limits=loose)))
+        assert changed == ["modems.m1"]
+        await m1.wait_sends(3)
+        assert [s.at for s in m1.sends] == [clock.now()] * 3
+    finally:
+        await h.close()
