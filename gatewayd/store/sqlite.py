@@ -356,7 +356,7 @@ class SqliteStore:
             if opt is not None and OptOutScope(opt["scope"]).covers(item.category):
                 raise RecipientOptedOut(item.recipient, opt["scope"])
         now = to_db(item.created_at)
-        await tx.db.execute(
+        cur = await tx.db.execute(
             "INSERT INTO messages (id, recipient, recipient_digits, text, category, priority,"
             " status, encoding, segments, replaced_chars, send_at, expires_at, modem, pool,"
             " metadata, callback_url, force_ucs2, smart, optout_exempt, created_at, updated_at,"
@@ -398,10 +398,8 @@ class SqliteStore:
             )
         tx.depth_delta += 1
         tx.queued = True
-        stored = await self._load_message(tx.db, item.id, parts=True)
-        if stored is None:  # pragma: no cover - just inserted in this transaction
-            raise RuntimeError(f"message {item.id} vanished inside its transaction")
-        return Inserted(stored, duplicate=False)
+        # Built here rather than read back: two round trips less per submit.
+        return Inserted(_new_record(item, cur.lastrowid or 0), duplicate=False)
 
     # -- reading messages --------------------------------------------------------------
 
@@ -1302,6 +1300,56 @@ def _message(
         stray_part_possible=bool(row["stray_part_possible"]),
         parts=tuple(parts),
         history=history,
+    )
+
+
+def _new_record(item: NewMessage, seq: int) -> MessageRecord:
+    return MessageRecord(
+        seq=seq,
+        id=item.id,
+        recipient=item.recipient,
+        text=item.text,
+        category=item.category,
+        priority=item.priority,
+        status=MessageStatus.QUEUED,
+        encoding=item.encoding,
+        segments=len(item.parts),
+        replaced_chars=item.replaced_chars,
+        send_at=item.send_at,
+        expires_at=item.expires_at,
+        modem=item.modem,
+        pool=item.pool,
+        metadata=item.metadata,
+        callback_url=item.callback_url,
+        force_ucs2=item.force_ucs2,
+        smart=item.smart,
+        optout_exempt=item.optout_exempt,
+        created_at=item.created_at,
+        updated_at=item.created_at,
+        next_attempt_at=item.send_at,
+        attempts=0,
+        identity=None,
+        bound_until=None,
+        error_code=None,
+        error_text=None,
+        stray_part_possible=False,
+        parts=tuple(
+            PartRecord(
+                seq=p.seq,
+                pdu=p.pdu,
+                tpdu_length=p.tpdu_length,
+                status=PartStatus.QUEUED,
+                identity=None,
+                mr=None,
+                attempts=0,
+                error_code=None,
+                error_text=None,
+                sent_at=None,
+                delivered_at=None,
+                report_status=None,
+            )
+            for p in item.parts
+        ),
     )
 
 
