@@ -12,7 +12,7 @@ The rules (DESIGN: data path, Decisions):
 * **Routing.** The store picks by priority, ``send_at``, age, among messages this modem may
   take: its name or pool, no explicit other modem, not sticky to another *ready* SIM, not
   bound to another *ready* SIM mid-message, and not the SIM a temporary error came from when
-  another modem is ready.
+  another ready modem could take it (a message naming its modem stays with it).
 * **Multipart.** All parts go through one SIM. If it fails mid-message, the message stays
   bound to it for ``failover_wait_seconds``; then another SIM resends the whole message with
   a new concatenation reference and the message records a possible stray part.
@@ -86,7 +86,7 @@ class DispatchContext(Protocol):
 
     def may_send(self, msg: MessageRecord) -> bool: ...
 
-    def ready_identities(self) -> frozenset[str]: ...
+    def ready_identities(self, pool: str | None = None) -> frozenset[str]: ...
 
     def wake_all(self) -> None: ...
 
@@ -205,6 +205,7 @@ class ModemWorker:
             modem=self.name,
             pool=self.config.pool,
             others_ready=self._ctx.ready_identities() - {identity},
+            others_ready_in_pool=self._ctx.ready_identities(self.config.pool) - {identity},
             max_parts=limiter.capacity(),
         )
         work = await self._ctx.store.next_work(

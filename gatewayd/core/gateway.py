@@ -119,12 +119,14 @@ class Gateway:
         scope = self._optouts.get(msg.recipient)
         return scope is None or not scope.covers(msg.category)
 
-    def ready_identities(self) -> frozenset[str]:
-        """SIMs whose modems can send now."""
+    def ready_identities(self, pool: str | None = None) -> frozenset[str]:
+        """SIMs whose modems can send now (only those of ``pool`` when given)."""
         return frozenset(
             ident
             for w in self._workers.values()
-            if w.usable() and (ident := w.modem.identity) is not None
+            if w.usable()
+            and (ident := w.modem.identity) is not None
+            and (pool is None or w.config.pool == pool)
         )
 
     def wake_all(self) -> None:

@@ -219,8 +219,10 @@ class RouteQuery:
     modem: str
     pool: str
     # Identities of the other modems that are ready now: a recipient sticky to one of them,
-    # or a message bound to one of them, stays with it.
+    # or a message bound to one of them, stays with it; a message that failed on this SIM
+    # goes to one of them (to one in this pool when the message names the pool).
     others_ready: frozenset[str]
+    others_ready_in_pool: frozenset[str] = frozenset()
     max_parts: int | None = None  # the limiter's most parts ever possible (None: no limit)
 
 

@@ -83,8 +83,10 @@ WHERE m.status = 'queued'
   AND (m.identity IS NULL OR m.identity = :me
        OR m.identity NOT IN (SELECT value FROM json_each(:others)))
   AND (:sticky = 0 OR s.identity IS NULL OR s.identity = :me
+       OR s.identity = m.avoid_identity
        OR s.identity NOT IN (SELECT value FROM json_each(:others)))
-  AND (m.avoid_identity IS NULL OR m.avoid_identity != :me OR :alone = 1)
+  AND (m.avoid_identity IS NULL OR m.avoid_identity != :me OR m.modem IS NOT NULL
+       OR (m.pool IS NULL AND :alone = 1) OR (m.pool IS NOT NULL AND :alone_in_pool = 1))
 """
 
 
@@ -485,6 +487,7 @@ class SqliteStore:
             "others": json.dumps(sorted(route.others_ready)),
             "sticky": int(sticky),
             "alone": int(not route.others_ready),
+            "alone_in_pool": int(not route.others_ready_in_pool),
         }
         row = await self._one(
             f"SELECT * FROM ({_CANDIDATES}) WHERE due <= :now"

@@ -307,3 +307,75 @@ async def test_an_opt_out_while_sending_aborts_at_the_prompt(
         assert m1.sends == []
     finally:
         await h.close()
+
+
+async def test_a_multipart_message_cut_by_a_crash_continues_on_its_sim(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cfg = config(tmp_path, modem_config("m1"), modem_config("m2"))
+    store = SqliteStore(cfg.database)
+    await store.open()
+    gw = Gateway(cfg, store, clock=clock, modems=[])
+    res = await gw.submit(SubmitRequest(to=A, text=LONG))
+    await store.claim(res.id, "SIM1", clock.now())
+    await store.part_sending(res.id, 1, "SIM1", "m1", clock.now())
+    await store.part_sent(res.id, 1, 17, clock.now())
+    await store.part_sending(res.id, 2, "SIM1", "m1", clock.now())
+    await store.close()
+
+    m1, m2 = FakeModem("m1", "SIM1", clock), FakeModem("m2", "SIM2", clock)
+    h = await start(cfg, clock, [m2, m1])
+    try:
+        await m1.wait_sends(1)
+        await h.idle()
+        assert m2.sends == []
+        assert [s.concat.seq for s in m1.sends] == [3]
+        view = await h.gateway.get_message(res.id)
+        assert [p.status for p in view.parts] == ["sent", "unconfirmed", "sent"]
+        assert view.status is MessageStatus.UNCONFIRMED
+        assert not view.stray_part_possible
+        assert h.gateway.queue_depth() == 0
+    finally:
+        await h.close()
+
+
+async def test_a_temporary_error_moves_a_sticky_recipient_to_another_sim(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    h = await two(tmp_path, clock)
+    m1, m2 = h.modems["m1"], h.modems["m2"]
+    try:
+        await h.gateway.submit(SubmitRequest(to=A, text="makes A sticky to SIM1", modem="m1"))
+        await m1.wait_sends(1)
+        await h.idle()
+        m1.failures.append(cms(42))
+        res = await h.gateway.submit(SubmitRequest(to=A, text="retry elsewhere"))
+        await m1.wait_attempts(2)
+        await h.idle()
+        await h.advance(30)
+        await m2.wait_sends(1)
+        await h.idle()
+        assert m2.sends[0].text == "retry elsewhere"
+        assert (await h.gateway.get_message(res.id)).sim == "SIM2"
+    finally:
+        await h.close()
+
+
+async def test_a_temporary_error_retries_on_the_same_sim_when_no_other_fits(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    cfg = config(tmp_path, modem_config("m1", pool="a"), modem_config("m2", pool="b"))
+    m1, m2 = FakeModem("m1", "SIM1", clock), FakeModem("m2", "SIM2", clock)
+    m1.failures.append(cms(42))
+    h = await start(cfg, clock, [m1, m2])
+    try:
+        res = await h.gateway.submit(SubmitRequest(to=A, text="pool a only", pool="a"))
+        await m1.wait_attempts(1)
+        await h.idle()
+        await h.advance(30)
+        await m1.wait_sends(1)
+        assert m2.sends == []
+        await h.idle()
+        assert (await h.gateway.get_message(res.id)).status is MessageStatus.SENT
+    finally:
+        await h.close()
