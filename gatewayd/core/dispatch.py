@@ -180,8 +180,6 @@ class ModemWorker:
         while not self._stopping:
             try:
                 await self._step()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 # A bug or a store hiccup must not kill the worker: log, pause, go on.
                 self._log.exception("dispatch.step_failed")
