@@ -52,8 +52,8 @@ from gatewayd.store import (
     RecipientOptedOut,
     Store,
     WrongState,
+    parse_cursor,
 )
-from gatewayd.store.records import parse_cursor
 
 log = structlog.get_logger(__name__)
 

@@ -15,8 +15,7 @@ from gatewayd.config.model import GatewayConfig
 from gatewayd.core.errors import ValidationError
 from gatewayd.core.routing import pool_for
 from gatewayd.core.views import SubmitRequest
-from gatewayd.store import Category, NewMessage, NewPart, Priority
-from gatewayd.store.sqlite import new_id
+from gatewayd.store import Category, NewMessage, NewPart, Priority, new_id
 
 
 def normalise_number(raw: str, region: str, *, field: str = "to") -> str:

@@ -8,6 +8,7 @@ from gatewayd.store.errors import (
     StoreError,
     WrongState,
 )
+from gatewayd.store.ids import new_id
 from gatewayd.store.records import (
     GONE_OUT,
     Category,
@@ -33,6 +34,7 @@ from gatewayd.store.records import (
     RouteQuery,
     WebhookDelivery,
     WebhookFailure,
+    parse_cursor,
 )
 from gatewayd.store.sqlite import SqliteStore
 
@@ -81,5 +83,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookFailure",
     "WrongState",
+    "new_id",
     "open_store",
+    "parse_cursor",
 ]

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +28,7 @@ import structlog
 
 from gatewayd.store import events
 from gatewayd.store.errors import IdempotencyKeyReused, RecipientOptedOut, WrongState
+from gatewayd.store.ids import new_id
 from gatewayd.store.migrate import migrate
 from gatewayd.store.numbers import digits, digits_match
 from gatewayd.store.records import (
@@ -1262,11 +1262,6 @@ class SqliteStore:
         """How many reports matched no part."""
         row = await self._one("SELECT COUNT(*) AS n FROM unmatched_reports", ())
         return int(row["n"]) if row else 0
-
-
-def new_id() -> str:
-    """A fresh opaque id."""
-    return uuid.uuid4().hex
 
 
 def _message(
