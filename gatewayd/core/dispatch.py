@@ -8,7 +8,9 @@ The rules (DESIGN: data path, Decisions):
   re-check is only a safety net for what nothing announces.
 * **Limits.** All parts of a message are reserved in the SIM's :class:`Limiter` before part 1
   goes; a part is counted (in memory and in the store's send log, in the same transaction
-  that marks it ``sending``) just before ``send_pdu`` writes its Ctrl-Z.
+  that marks it ``sending``) just before ``send_pdu`` writes its Ctrl-Z, and its count moves
+  to the time ``send_pdu`` answered (the SMS left in between: windows stay whole however
+  long the modem takes).
 * **Routing.** The store picks by priority, ``send_at``, age, among messages this modem may
   take: its name or pool, no explicit other modem, not sticky to another *ready* SIM, not
   bound to another *ready* SIM mid-message, and not the SIM a temporary error came from when
@@ -274,13 +276,16 @@ class ModemWorker:
             if not self.usable():
                 await self._hand_back(msg, identity, "modem no longer usable", count=False)
                 return
-            now = clock.now()
-            await store.part_sending(msg.id, part.seq, identity, self.name, now)
-            limiter.record(now)
+            counted = clock.now()
+            await store.part_sending(msg.id, part.seq, identity, self.name, counted)
+            limiter.record(counted)
             try:
-                mr = await self._modem.send_pdu(
-                    part.pdu, part.tpdu_length, before_submit=self._checker(msg)
-                )
+                try:
+                    mr = await self._modem.send_pdu(
+                        part.pdu, part.tpdu_length, before_submit=self._checker(msg)
+                    )
+                finally:
+                    limiter.settle(counted, clock.now())
             except SendAborted:
                 await self._cancel_opted_out(msg, mlog)
                 return
@@ -312,7 +317,7 @@ class ModemWorker:
                 return
             self._last_cms = None
             self.counters.sent += 1
-            status = await store.part_sent(msg.id, part.seq, mr, clock.now())
+            status = await store.part_sent(msg.id, part.seq, mr, clock.now(), counted_at=counted)
             mlog.info("sms.part_sent", part=part.seq, of=msg.segments, mr=mr, status=str(status))
 
     def _checker(self, msg: MessageRecord) -> Callable[[], bool]:

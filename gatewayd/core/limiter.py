@@ -34,6 +34,7 @@ class Limiter:
         self._rng = rng or random.Random()
         self._sends: list[float] = sorted(t.timestamp() for t in history or [])
         self._gap_until = 0.0
+        self._next_gap = limits.min_gap_seconds
         if self._sends:
             self._gap_until = self._sends[-1] + limits.min_gap_seconds
 
@@ -80,12 +81,29 @@ class Limiter:
         """Count a part whose Ctrl-Z is being written at ``at``."""
         ts = at.timestamp()
         bisect.insort(self._sends, ts)
-        jitter = self._rng.uniform(0.0, self._limits.gap_jitter_seconds)
-        self._gap_until = max(self._gap_until, ts + self._limits.min_gap_seconds + jitter)
+        self._next_gap = self._limits.min_gap_seconds + self._rng.uniform(
+            0.0, self._limits.gap_jitter_seconds
+        )
+        self._gap_until = max(self._gap_until, ts + self._next_gap)
         # Forget what no window can see any more.
         cut = bisect.bisect_right(self._sends, ts - DAY)
         if cut:
             del self._sends[:cut]
+
+    def settle(self, counted: datetime, done: datetime) -> None:
+        """The part counted at ``counted`` got its answer at ``done``: count it from then.
+
+        The SMS left the modem somewhere in between (after the prompt, before ``+CMGS``), so
+        measuring later windows and the gap from ``done`` keeps them whole as the network
+        sees them, however long the modem took.
+        """
+        c, d = counted.timestamp(), done.timestamp()
+        i = bisect.bisect_left(self._sends, c)
+        if d <= c or i == len(self._sends) or self._sends[i] != c:
+            return
+        del self._sends[i]
+        bisect.insort(self._sends, d)
+        self._gap_until = max(self._gap_until, d + self._next_gap)
 
     def headroom(self, now: datetime) -> LimitHeadroom:
         """How many more parts each window allows now."""

@@ -103,7 +103,15 @@ class Store(Protocol):
         """Mark a part ``sending`` and count it against ``identity``'s limits (before Ctrl-Z)."""
         ...
 
-    async def part_sent(self, message_id: str, seq: int, mr: int, now: datetime) -> MessageStatus:
+    async def part_sent(
+        self,
+        message_id: str,
+        seq: int,
+        mr: int,
+        now: datetime,
+        *,
+        counted_at: datetime | None = None,
+    ) -> MessageStatus:
         """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part."""
         ...
 

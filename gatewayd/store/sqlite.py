@@ -558,9 +558,28 @@ class SqliteStore:
             )
             await self._history(tx, message_id, PartStatus.SENDING, now, part_seq=seq, detail=modem)
 
-    async def part_sent(self, message_id: str, seq: int, mr: int, now: datetime) -> MessageStatus:
-        """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part."""
+    async def part_sent(
+        self,
+        message_id: str,
+        seq: int,
+        mr: int,
+        now: datetime,
+        *,
+        counted_at: datetime | None = None,
+    ) -> MessageStatus:
+        """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part.
+
+        ``counted_at``: when the part was counted against its SIM's limits; the count moves
+        to ``now`` (the SMS left in between).
+        """
         async with self._tx() as tx:
+            if counted_at is not None:
+                await tx.db.execute(
+                    "UPDATE send_log SET at = ? WHERE rowid = (SELECT l.rowid FROM send_log l"
+                    " JOIN parts p ON p.identity = l.identity WHERE p.message_id = ?"
+                    " AND p.seq = ? AND l.at = ? LIMIT 1)",
+                    (to_db(now), message_id, seq, to_db(counted_at)),
+                )
             await tx.db.execute(
                 "UPDATE parts SET status = 'sent', mr = ?, sent_at = ?, error_code = NULL,"
                 " error_text = NULL WHERE message_id = ? AND seq = ?",
