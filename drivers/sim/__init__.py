@@ -13,6 +13,7 @@ Start a network and add modems::
     net = SimNetwork(clock=SystemClock(), seed=1)   # ManualClock() in tests: no real waits
     m = await net.add_modem(
         profile="simcom",            # "generic" | "simcom" | "quectel" | "huawei"
+                                     # | "huawei-qualcomm" (^ICCID digits pair-swapped)
         msisdn="+34600000001",       # default: +3460000000N
         transport="pty",             # "pty" | "tcp" | "both"
         latency=(1.5, 4.0),          # seconds between Ctrl-Z and +CMGS (0, 0 for benchmarks)
@@ -47,7 +48,8 @@ Traffic and the oracle::
     net.sent       # every modem's log, by time; SimNetwork(sent_log=path) also writes JSONL
     await m.wait_sent(2, timeout=5)
     await m.wait_event("prompt")          # events: command, prompt, latency, sent, urc,
-                                          # reboot, disconnect, reconnect, stored, cnma, ...
+                                          # reboot, disconnect, reconnect, stored, cnma,
+                                          # cnma-timeout, store-full, ignored (hung modem)...
     m.events       # [SimEvent(time, kind, detail)]
     m.stores["SM"].used, m.held_inbound   # storage fill; SMS the network holds (store full)
 

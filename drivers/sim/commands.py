@@ -249,7 +249,15 @@ def _iccid(m: SimModem, c: AtCommand, spec: IccidCommand) -> list[str]:
         raise CmeError(13)
     if spec.style is IccidStyle.BARE:
         return [m.iccid]
+    if spec.style is IccidStyle.SWAPPED:
+        return [f'{spec.name}: "{swap_nibbles(m.iccid)}"']
     return [f"{spec.name}: {m.iccid}"]
+
+
+def swap_nibbles(digits: str) -> str:
+    """Digits swapped in pairs, F-padded when odd: ``8934...`` -> ``9843...``."""
+    padded = digits + "F" if len(digits) % 2 else digits
+    return "".join(padded[i + 1] + padded[i] for i in range(0, len(padded), 2))
 
 
 # -- errors, SIM, registration ----------------------------------------------------------

@@ -221,6 +221,7 @@ class AtEngine:
     def feed(self, data: bytes) -> None:
         """Bytes from the client (a hung modem drops them)."""
         if not self._host.responsive():
+            self._host.record("ignored", data.decode("latin-1"))
             return
         self._buf += data
         if len(self._buf) > MAX_LINE and CTRL_Z not in self._buf and b"\r" not in self._buf:

@@ -6,7 +6,7 @@ instead of branching on vendor names, so a new vendor is a new row, not new code
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -15,6 +15,9 @@ class IccidStyle(StrEnum):
 
     BARE = "bare"  # SIM800 AT+CCID: the digits alone on a line
     PREFIXED = "prefixed"  # "+QCCID: 8934...", "^ICCID: 8934...", "+CCID: 8934..."
+    # Qualcomm-based Huawei sticks: '^ICCID: "9843..."', digits swapped in pairs as stored
+    # on the SIM (F-padded when odd), in quotes.
+    SWAPPED = "swapped"
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,23 @@ HUAWEI = Personality(
     access_technology=2,
 )
 
-PERSONALITIES: dict[str, Personality] = {p.name: p for p in (GENERIC, SIMCOM, QUECTEL, HUAWEI)}
+HUAWEI_QUALCOMM = replace(
+    HUAWEI,
+    name="huawei-qualcomm",
+    model="E160",
+    revision="11.608.12.02.21",
+    ati_lines=(
+        "Manufacturer: huawei",
+        "Model: E160",
+        "Revision: 11.608.12.02.21",
+        "GCAP: +CGSM,+DS,+ES",
+    ),
+    iccid_commands=(IccidCommand("^ICCID", IccidStyle.SWAPPED, read_form=True),),
+)
+
+PERSONALITIES: dict[str, Personality] = {
+    p.name: p for p in (GENERIC, SIMCOM, QUECTEL, HUAWEI, HUAWEI_QUALCOMM)
+}
 
 
 def personality(name: str) -> Personality:

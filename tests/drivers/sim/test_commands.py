@@ -191,3 +191,11 @@ async def test_garbage_before_at_is_skipped(opened: tuple[SimModem, AtClient]) -
     await client.command("ATE0")
     await client.write(b"\xff\x00zz\r")
     assert await client.command("\xfe\xfeAT+CMGF?") == "\r\n+CMGF: 0\r\n\r\nOK\r\n"
+
+
+async def test_qualcomm_huawei_swaps_iccid_digits(net: SimNetwork) -> None:
+    modem = await net.add_modem("huawei-qualcomm", iccid="8934071100000000019")
+    client = await _client(modem)
+    # Pairs swapped as stored on the SIM, odd length padded with F, in quotes.
+    assert info_lines(await client.command("AT^ICCID?")) == ['^ICCID: "984370110000000010F9"']
+    await client.close()

@@ -172,6 +172,7 @@ async def test_unresponsive_modem_reads_and_ignores(net: SimNetwork) -> None:
     client = await _open(modem)
     modem.set_fault(unresponsive=True)
     await client.write(b"ATI\r")
+    await modem.wait_event("ignored", contains="ATI")
     modem.emit_urc("RING")
     modem.set_fault(unresponsive=False)
     # The first thing on the line is the answer to the next command: ATI and RING were lost.
