@@ -57,7 +57,9 @@ Faults, switchable at run time::
 
     m.set_fault(latency=(0, 0), cms_error_rate=0.5, cms_error_codes=[38, 42],
                 sim_busy_after_pin=10, unresponsive=True, garbage_rate=0.1,
-                force_echo=True, rssi=5)          # also m.faults.<name> = value
+                force_echo=True, rssi=5,
+                noise_interval=30)                # RING / ^RSSI... every 30 s (clock time)
+    # m.faults.<name> = value works too, except noise_interval (needs set_fault)
     m.set_registration(RegStat.NOT_REGISTERED)   # +CREG: 0 when AT+CREG=1; held inbound
     m.disconnect(); await m.reconnect()          # pty path gone / TCP reset, then back
     await m.reboot()                             # RDY, SMS Ready...; forgets CMGF/CNMI/ATE

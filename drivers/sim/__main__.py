@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="RNG seed (default 0)")
     p.add_argument("--msisdn-base", default="+34600000", help="numbers are BASE + NNN")
     p.add_argument("--pin", help="every SIM starts locked with this PIN")
+    p.add_argument("--noise", type=float, default=0.0, help="a noise URC every S seconds per modem")
     p.add_argument("--sent-log", type=Path, help="append every sent part to this JSONL file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     args = p.parse_args(argv)
@@ -111,6 +112,8 @@ async def run(args: argparse.Namespace) -> None:
                 # Base 0: every modem gets a free port of its own.
                 tcp_port=args.tcp_base_port + n - 1 if args.tcp_base_port else 0,
             )
+            if args.noise > 0:
+                modem.set_fault(noise_interval=args.noise)
             print(
                 f"{modem.id} profile={profile} msisdn={modem.msisdn} iccid={modem.iccid} "
                 f"pty={modem.url} tcp={modem.tcp_url or '-'}",

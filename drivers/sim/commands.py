@@ -133,6 +133,18 @@ def _decode_text(m: SimModem, body: bytes) -> str:
         return raw
 
 
+def _decode_address(m: SimModem, raw: str) -> str:
+    # With AT+CSCS="UCS2" the number is UCS-2 hex too ("002B00330034..." for "+34...").
+    if m.settings.cscs == "UCS2" and raw and not raw.startswith("+"):
+        try:
+            raw = bytes.fromhex(raw).decode("utf-16-be")
+        except ValueError:
+            raise CmsError(305) from None
+    if not raw:
+        raise CmsError(305)
+    return raw
+
+
 def text_cmt(m: SimModem, d: Deliver) -> tuple[str, str]:
     """Text-mode +CMT header and body for an SMS-DELIVER."""
     return f"+CMT: {_quote(d.sender)},,{_quote(scts_text(d.scts))}", _encode_text(m, d.text)
@@ -581,9 +593,7 @@ async def _cmgs(m: SimModem, c: AtCommand) -> list[str]:
             return []
         part = _pdu_part(body, length)
     else:
-        recipient = c.args[0]
-        if not recipient:
-            raise CmsError(305)
+        recipient = _decode_address(m, c.args[0])
         body = await m.engine.prompt()
         if body is None:
             return []
@@ -632,7 +642,6 @@ def _pdu_part(body: bytes, length: int) -> OutgoingPart:
         concat_total=concat.total if concat else 1,
         concat_seq=concat.seq if concat else 1,
         status_report=submit.srr,
-        mode="pdu",
     )
 
 
@@ -649,7 +658,6 @@ def _text_part(m: SimModem, recipient: str, text: str) -> OutgoingPart:
         concat_total=1,
         concat_seq=1,
         status_report=bool(m.settings.csmp[0] & 0x20),
-        mode="text",
     )
 
 
@@ -719,7 +727,6 @@ async def _cmss(m: SimModem, c: AtCommand) -> list[str]:
         concat_total=concat.total if concat else 1,
         concat_seq=concat.seq if concat else 1,
         status_report=submit.srr,
-        mode="pdu" if m.settings.cmgf == 0 else "text",
     )
     mr = await m.send_part(part)
     message.stat = Stat.STO_SENT

@@ -46,6 +46,8 @@ class Faults:
     force_echo: bool = False
     # Signal quality for +CSQ (0-31, 99 unknown).
     rssi: int = 20
+    # Seconds between noise URCs (RING, ^RSSI...); 0: none. Set it with SimModem.set_fault.
+    noise_interval: float = 0.0
 
     def update(self, **changes: Any) -> None:
         """Set several knobs at once; ValueError naming an unknown or invalid one."""
@@ -80,10 +82,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"faults.{name}: expected a probability in [0, 1]")
         return rate
-    if name == "sim_busy_after_pin":
+    if name in ("sim_busy_after_pin", "noise_interval"):
         seconds = float(value)
         if seconds < 0:
-            raise ValueError("faults.sim_busy_after_pin: expected seconds >= 0")
+            raise ValueError(f"faults.{name}: expected seconds >= 0")
         return seconds
     if name == "rssi":
         rssi = int(value)

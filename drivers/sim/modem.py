@@ -112,6 +112,7 @@ class SimModem:
         self._ack_pending: tuple[bytes, PduKind] | None = None
         self._ack_timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._noise_task: asyncio.Task[None] | None = None
         self._waiters = Waiters()
         self._sent_log = sent_log
         self.engine = AtEngine(self)
@@ -176,6 +177,7 @@ class SimModem:
         for endpoint in self.endpoints:
             await endpoint.open()
         self.engine.start()
+        self._restart_noise()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background for this modem (cancelled by :meth:`close`)."""
@@ -186,8 +188,9 @@ class SimModem:
     async def close(self) -> None:
         """Stop answering and remove the ports."""
         await self.engine.stop()
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
+        for timer in (self._ack_timer, self._noise_task):
+            if timer is not None:
+                timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -260,6 +263,20 @@ class SimModem:
         """Change fault settings (see :class:`Faults`); ValueError for a bad one."""
         self.faults.update(**changes)
         self.record("faults", json.dumps(self.faults.as_dict()))
+        if "noise_interval" in changes:
+            self._restart_noise()
+
+    def _restart_noise(self) -> None:
+        if self._noise_task is not None:
+            self._noise_task.cancel()
+            self._noise_task = None
+        if self.faults.noise_interval > 0:
+            self._noise_task = asyncio.create_task(self._noise_loop())
+
+    async def _noise_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.faults.noise_interval)
+            self.noise()
 
     def garbage_bytes(self, count: int = 8) -> bytes:
         """Random line noise: bytes outside printable ASCII, without CR or Ctrl-Z."""
@@ -519,6 +536,7 @@ class SimModem:
             "pty": self.pty_path,
             "link": self.pty.link_path if self.pty else None,
             "tcp": self.tcp_url,
+            "port_open": all(e.is_open for e in self.endpoints),
             "sim": str(self.sim.state),
             "registration": int(self.registration),
             "sent": len(self.sent),

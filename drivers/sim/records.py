@@ -22,7 +22,6 @@ class OutgoingPart:
     concat_total: int
     concat_seq: int
     status_report: bool
-    mode: str  # "pdu" or "text"
 
 
 @dataclass(frozen=True)

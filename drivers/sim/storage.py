@@ -65,11 +65,6 @@ class MessageStore:
         """How many slots hold a message."""
         return len(self._slots)
 
-    @property
-    def full(self) -> bool:
-        """Whether no slot is free."""
-        return self.used >= self.capacity
-
     def valid_index(self, index: int) -> bool:
         """Whether ``index`` names a slot of this memory (empty or not)."""
         return self.index_base <= index < self.index_base + self.capacity

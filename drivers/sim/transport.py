@@ -201,11 +201,6 @@ class TcpEndpoint:
     def is_open(self) -> bool:
         return self._server is not None
 
-    @property
-    def has_client(self) -> bool:
-        """Whether a client is connected now."""
-        return self._client is not None
-
     async def open(self) -> None:
         if self._server is not None:
             return

@@ -314,3 +314,19 @@ async def test_huawei_noise_and_curc(net: SimNetwork) -> None:
     assert await client.read_until(b"\r\n") == b"RING\r\n"
     assert info_lines(await client.command("AT^CURC?")) == ["^CURC: 0"]
     await client.close()
+
+
+async def test_periodic_noise_follows_the_clock(clock: ManualClock, net: SimNetwork) -> None:
+    modem = await net.add_modem("huawei")
+    client = await _open(modem)
+    modem.set_fault(noise_interval=30.0)
+    await clock.advance(90.0)
+    await modem.wait_event("urc", count=3)
+    noise = set(modem.personality.noise_urcs)
+    urcs = [e.detail for e in modem.events if e.kind == "urc"]
+    assert len(urcs) == 3
+    assert set(urcs) <= noise
+    modem.set_fault(noise_interval=0)
+    await clock.advance(300.0)
+    assert len([e for e in modem.events if e.kind == "urc"]) == 3
+    await client.close()

@@ -227,3 +227,17 @@ async def test_no_report_requested_means_none_sent(clock: ManualClock, net: SimN
     assert await client.command("AT") == "\r\nOK\r\n"
     assert not [e for e in modem.events if e.kind == "urc"]
     await client.close()
+
+
+async def test_text_mode_send_with_ucs2_charset(net: SimNetwork) -> None:
+    modem = await net.add_modem("quectel")
+    client = await AtClient.open(modem.url)
+    await client.command('ATE0;+CMGF=1;+CSCS="UCS2"')
+    to = HANDSET.encode("utf-16-be").hex().upper()
+    await client.write(f'AT+CMGS="{to}"\r'.encode())
+    await client.read_until(PROMPT)
+    await client.write("envío ✓".encode("utf-16-be").hex().upper().encode() + b"\x1a")
+    await client.read_until(b"OK\r\n")
+    [record] = await modem.wait_sent(1)
+    assert (record.recipient, record.text, record.encoding) == (HANDSET, "envío ✓", "ucs2")
+    await client.close()
