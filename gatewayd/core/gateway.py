@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ import structlog
 
 from drivers.clock import Clock
 from drivers.modem import InboundSms, ModemState
-from drivers.pdu import StatusReport
+from drivers.pdu import PduError, StatusReport, Submit, decode
 from gatewayd.config.model import GatewayConfig, Limits, ModemConfig
 from gatewayd.core.dispatch import ModemWorker, resend_categories
 from gatewayd.core.errors import (
@@ -135,9 +136,23 @@ class Gateway:
             worker.wake()
 
     def reencode(self, msg: MessageRecord) -> list[tuple[str, int]]:
-        """Fresh PDUs for a whole resend (a new random concatenation reference)."""
+        """Fresh PDUs for a whole resend, with a concatenation reference unlike the first.
+
+        The handset must not mix the stray parts of the first attempt into the new message.
+        """
+        old = None
+        if msg.parts:
+            with contextlib.suppress(PduError):
+                first = decode(msg.parts[0].pdu)
+                old = first.concat.ref if isinstance(first, Submit) and first.concat else None
+        ref = random.choice([r for r in range(256) if r != old])
         return encode_parts(
-            self._config, msg.recipient, msg.text, force_ucs2=msg.force_ucs2, smart=msg.smart
+            self._config,
+            msg.recipient,
+            msg.text,
+            force_ucs2=msg.force_ucs2,
+            smart=msg.smart,
+            concat_ref=ref,
         )
 
     # -- life cycle -------------------------------------------------------------------

@@ -52,7 +52,13 @@ def request_hash(req: SubmitRequest) -> str:
 
 
 def encode_parts(
-    config: GatewayConfig, to: str, text: str, *, force_ucs2: bool, smart: bool
+    config: GatewayConfig,
+    to: str,
+    text: str,
+    *,
+    force_ucs2: bool,
+    smart: bool,
+    concat_ref: int | None = None,
 ) -> list[tuple[str, int]]:
     """The PDUs (hex with the "00" SMSC prefix) and TPDU lengths of ``text`` to ``to``."""
     parts = encode_submit(
@@ -62,6 +68,7 @@ def encode_parts(
         vp_minutes=config.sending.validity_minutes,
         force_ucs2=force_ucs2,
         smart=smart,
+        concat_ref=concat_ref,
     )
     return [(p.hex(with_smsc=True), p.length) for p in parts]
 
