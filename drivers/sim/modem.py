@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 # 27.005: without +CNMA in time the ME turns routing off (+CNMI mt and ds to 0).
 CNMA_TIMEOUT = 15.0
+# How many recent events a modem keeps for wait_event and inspection.
+EVENT_HISTORY = 10_000
 
 
 class Network(Protocol):
@@ -105,7 +107,8 @@ class SimModem:
         }
         self.registration = RegStat.HOME
         self.sent: list[SentRecord] = []
-        self.events: list[SimEvent] = []
+        # Bounded: a long-running simulator must not grow without limit (tests need few).
+        self.events: deque[SimEvent] = deque(maxlen=EVENT_HISTORY)
         self.sim_busy_until = 0.0
         self._mr = rng.randrange(256)
         self._inbound: deque[tuple[bytes, PduKind]] = deque()

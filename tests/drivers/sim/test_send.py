@@ -241,3 +241,27 @@ async def test_text_mode_send_with_ucs2_charset(net: SimNetwork) -> None:
     [record] = await modem.wait_sent(1)
     assert (record.recipient, record.text, record.encoding) == (HANDSET, "envío ✓", "ucs2")
     await client.close()
+
+
+async def test_write_to_storage_then_send_from_it(clock: ManualClock, net: SimNetwork) -> None:
+    modem = await net.add_modem("simcom")
+    client = await AtClient.open(modem.url)
+    await client.command("ATE0;+CNMI=2,1,0,1,0")
+    part = encode_submit(HANDSET, "guardado")[0]
+    await client.write(f"AT+CMGW={part.length}\r".encode())
+    await client.read_until(PROMPT)
+    await client.write(part.hex().encode() + b"\x1a")
+    [line] = info_lines((await client.read_until(b"OK\r\n")).decode())
+    index = int(line.removeprefix("+CMGW: "))
+    assert info_lines(await client.command(f"AT+CMGR={index}"))[0].startswith("+CMGR: 2,,")
+    [answer] = info_lines(await client.command(f"AT+CMSS={index}"))
+    mr = int(answer.removeprefix("+CMSS: "))
+    assert info_lines(await client.command(f"AT+CMGR={index}"))[0].startswith("+CMGR: 3,,")
+    assert [(r.recipient, r.text, r.mr) for r in modem.sent] == [(HANDSET, "guardado", mr)]
+    await client.command("AT+CMGF=1")
+    assert info_lines(await client.command(f"AT+CMGR={index}")) == [
+        f'+CMGR: "STO SENT","{HANDSET}",',
+        "guardado",
+    ]
+    assert final_of(await client.command("AT+CMSS=29")) == "+CMS ERROR: 321"
+    await client.close()
