@@ -204,6 +204,7 @@ class Daemon:
         old = self.config
         source = old.source
         if source is None or self.gateway is None or self.api_state is None:
+            log.warning("config.reload_ignored", reason="not running (yet)")
             return
         self.notifier.reloading()
         try:
@@ -289,17 +290,16 @@ async def _bounded(what: str, closing: Awaitable[object]) -> None:
         log.warning("gatewayd.close_failed", what=what, error=repr(exc))
 
 
-async def serve(config: GatewayConfig, *, ready: asyncio.Event | None = None) -> None:
+async def serve(config: GatewayConfig) -> None:
     """Run a daemon for ``config`` until SIGTERM/SIGINT; SIGHUP reloads."""
     daemon = Daemon(config)
     loop = asyncio.get_running_loop()
-    await daemon.start()
+    # Handlers first: a signal that arrives while starting must not kill the process.
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
-    if ready is not None:
-        ready.set()
     try:
+        await daemon.start()
         await daemon.run_until_stopped()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

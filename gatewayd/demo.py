@@ -134,12 +134,12 @@ async def demo(data_dir: Path, listen: str, modems: int, out: TextIO) -> None:
         config_path = write_demo_config(data_dir, listen, [m.url for m in sims], token)
         config = load_config(config_path)
         daemon = Daemon(config, clock=clock)
-        await daemon.start()
-        host, port = daemon.address
-        print(banner(f"http://{host}:{port}", token, config_path, modems), file=out, flush=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.request_stop)
+        await daemon.start()
+        host, port = daemon.address
+        print(banner(f"http://{host}:{port}", token, config_path, modems), file=out, flush=True)
         await daemon.run_until_stopped()
     finally:
         if daemon is not None:
