@@ -142,3 +142,24 @@ async def test_sighup_applies_limits_and_names_what_needs_a_restart(
         # Still serving on the old address.
         modems = await d.wait_for("/v1/modems", lambda b: len(b["modems"]) == 1)
         assert modems["modems"][0]["headroom"]["minute"] <= 7
+
+
+async def test_sigterm_lets_the_send_in_flight_finish(net: SimNetwork, tmp_path: Path) -> None:
+    sim = await net.add_modem(profile="simcom", transport="tcp", latency=(2.0, 2.0))
+    config = write_config(tmp_path, [sim.url])
+    async with running_daemon(config) as d:
+        sent = await submit(d, OK, "En camino")
+        path = f"/v1/messages/{sent['id']}"
+        await d.wait_for(path, lambda b: b["status"] == "sending")
+        began = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            assert await d.proc.wait() == 0
+        assert time.monotonic() - began < 10
+    (received,) = await net.handset(OK).wait_received(1)
+    assert received.text == "En camino"
+    # After a restart the store shows it sent, not stuck in `sending` and not sent twice.
+    async with running_daemon(config) as d:
+        body = await d.wait_for(path, lambda b: b["status"] in ("sent", "delivered"))
+        assert body["parts"][0]["mr"] is not None
+    assert len(net.handset(OK).received) == 1
