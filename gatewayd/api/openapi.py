@@ -364,9 +364,12 @@ PATHS: dict[str, Any] = {
             {
                 "202": _json("SubmitResult", "Accepted and stored"),
                 "400": _error("Malformed JSON"),
-                "409": _error("The number opted out (code opted_out), or idempotency conflict"),
+                "409": _error("The number opted out (code opted_out)"),
                 "413": _error("Body too large"),
-                "422": _error("Invalid field (error.field names it)"),
+                "422": _error(
+                    "Invalid field (error.field names it); an Idempotency-Key reused with"
+                    " another body (code idempotency_conflict)"
+                ),
                 "503": _error("Shutting down"),
             },
             requestBody=_body("SubmitRequest"),

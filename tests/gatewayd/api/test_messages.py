@@ -33,6 +33,11 @@ async def test_idempotent_resubmission_returns_the_same_id(stack: Stack) -> None
     assert again.body["id"] == first.body["id"]
     other = await stack.api.call("POST", "/v1/messages", body, headers={"Idempotency-Key": "o-8"})
     assert other.body["id"] != first.body["id"]
+    changed = await stack.api.call(
+        "POST", "/v1/messages", {**body, "text": "otro"}, headers={"Idempotency-Key": "o-7"}
+    )
+    assert (changed.status, changed.body["error"]["code"]) == (422, "idempotency_conflict")
+    assert changed.body["error"]["field"] == "Idempotency-Key"
     listed = await stack.api.call("GET", "/v1/messages?to=%2B34611000001&limit=10")
     assert sorted(m["id"] for m in listed.body["items"]) == sorted(
         [first.body["id"], other.body["id"]]
@@ -160,6 +165,13 @@ async def test_list_filters_and_pages_with_a_cursor(stack: Stack) -> None:
     second = await stack.api.call("GET", f"/v1/messages?limit=2&cursor={first.body['next_cursor']}")
     seen = [m["id"] for m in first.body["items"] + second.body["items"]]
     assert sorted(seen) == sorted(ids)
+    since = (datetime.now(UTC) + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+    future = await stack.api.call("GET", f"/v1/messages?since={since}")
+    assert (future.status, future.body["items"]) == (200, [])
+    queued = await stack.api.call("GET", "/v1/messages?status=delivered&to=611000001")
+    assert all(m["status"] == "delivered" for m in queued.body["items"])
+    bad_since = await stack.api.call("GET", "/v1/messages?since=yesterday")
+    assert (bad_since.status, bad_since.body["error"]["field"]) == (422, "since")
     bad = await stack.api.call("GET", "/v1/messages?status=lost")
     assert (bad.status, bad.body["error"]["field"]) == (422, "status")
     bad_limit = await stack.api.call("GET", "/v1/messages?limit=0")
