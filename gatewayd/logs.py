@@ -100,14 +100,15 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if config.mask_numbers:
-        shared.append(mask_phone_numbers)
     renderer: Processor
     if use_json:
-        shared += [structlog.processors.format_exc_info]
+        # Tracebacks become text here, before masking, so numbers in them are masked too.
+        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=_colors(out))
+    if config.mask_numbers:
+        shared.append(mask_phone_numbers)
 
     structlog.configure(
         processors=[*shared, renderer],

@@ -70,6 +70,18 @@ def test_json_lines_when_not_a_terminal_with_masking() -> None:
     assert second["logger"] == "aiohttp.server"
 
 
+def test_numbers_in_tracebacks_are_masked_in_json() -> None:
+    out = io.StringIO()
+    configure_logging(LoggingConfig(format="json"), stream=out)
+    try:
+        raise ValueError("cannot reach +34600000012")
+    except ValueError:
+        structlog.get_logger("t").exception("sms.failed")
+    event = json.loads(out.getvalue())
+    assert "cannot reach +3460*****12" in event["exception"]
+    assert "+34600000012" not in out.getvalue()
+
+
 def test_masking_can_be_switched_off_and_level_filters() -> None:
     out = io.StringIO()
     configure_logging(LoggingConfig(format="json", level="warning", mask_numbers=False), stream=out)
