@@ -9,9 +9,12 @@ ensure_venv() {
     fi
     # shellcheck disable=SC1091
     source .venv/bin/activate
-    local want stamp=".venv/.gatewayd-installed"
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)-${extra}"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    # The stamp holds the pyproject hash and the extra installed with it; an install with
+    # the test extra also satisfies a plain one (scripts/demo after scripts/test).
+    local hash stamp=".venv/.gatewayd-installed" have=""
+    hash="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    [ -f "$stamp" ] && have="$(cat "$stamp")"
+    if [ "$have" != "$hash-$extra" ] && [ "$have" != "$hash-test" ]; then
         echo "== installing gatewayd${extra:+[$extra]} into .venv"
         python -m pip install --quiet --upgrade pip
         if [ -n "$extra" ]; then
@@ -19,6 +22,6 @@ ensure_venv() {
         else
             python -m pip install --quiet --disable-pip-version-check -e .
         fi
-        echo "$want" >"$stamp"
+        echo "$hash-$extra" >"$stamp"
     fi
 }
