@@ -142,6 +142,13 @@ async def test_sighup_applies_limits_and_names_what_needs_a_restart(
         # Still serving on the old address.
         modems = await d.wait_for("/v1/modems", lambda b: len(b["modems"]) == 1)
         assert modems["modems"][0]["headroom"]["minute"] <= 7
+        # A broken file is refused whole, naming the key; the running config stays.
+        config.write_text(text.replace("max_per_minute = 100", "max_per_minute = 0"))
+        d.proc.send_signal(signal.SIGHUP)
+        failed = await d.wait_line('"config.reload_failed"')
+        assert "modems[0].limits.max_per_minute" in failed
+        status, _ = await d.call("GET", "/v1/modems")
+        assert status == 200
 
 
 async def test_sigterm_lets_the_send_in_flight_finish(net: SimNetwork, tmp_path: Path) -> None:
