@@ -12,6 +12,7 @@ SIGTERM and SIGINT stop; SIGHUP reloads what may change while running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 from collections.abc import Awaitable
@@ -97,6 +98,7 @@ class Daemon:
         self._watchdog: WatchdogPinger | None = None
         self._stopping = asyncio.Event()
         self._stopped = False
+        self._reloading: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,7 +111,7 @@ class Daemon:
     async def start(self) -> None:
         """Open everything in order; on a failure close what was opened and re-raise."""
         config = self.config
-        secrets = Secrets.read(config)
+        secrets = await asyncio.to_thread(Secrets.read, config)
         try:
             self.store = await open_store(config.database)
             self.modems = [self._make_modem(m, secrets.pins.get(m.name)) for m in config.modems]
@@ -188,6 +190,10 @@ class Daemon:
 
     async def _close(self) -> None:
         # Each close is bounded and independent: one failing must not keep the others open.
+        if self._reloading is not None:
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
         if self._watchdog is not None:
             await self._watchdog.stop()
         if self._runner is not None:
@@ -201,8 +207,15 @@ class Daemon:
             await _bounded("store", self.store.close())
             self.store = None
 
-    def reload(self) -> None:
-        """SIGHUP: apply what may change at run time, refuse (and name) what may not."""
+    def request_reload(self) -> None:
+        """SIGHUP: reload in a task of its own (reading files never blocks the loop)."""
+        if self._reloading is not None and not self._reloading.done():
+            log.warning("config.reload_ignored", reason="a reload is already running")
+            return
+        self._reloading = asyncio.create_task(self.reload(), name="config-reload")
+
+    async def reload(self) -> None:
+        """Apply what may change at run time, refuse (and name) what may not."""
         old = self.config
         source = old.source
         if source is None or self.gateway is None or self.api_state is None:
@@ -210,8 +223,8 @@ class Daemon:
             return
         self.notifier.reloading()
         try:
-            new = load_config(source)
-            secrets = Secrets.read(new)
+            new = await asyncio.to_thread(load_config, source)
+            secrets = await asyncio.to_thread(Secrets.read, new)
         except ConfigError as exc:
             log.error("config.reload_failed", error=str(exc))
             self.notifier.ready()
@@ -299,7 +312,7 @@ async def serve(config: GatewayConfig) -> None:
     # Handlers first: a signal that arrives while starting must not kill the process.
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     try:
         await daemon.start()
         await daemon.run_until_stopped()
