@@ -212,7 +212,15 @@ class Daemon:
         if self._reloading is not None and not self._reloading.done():
             log.warning("config.reload_ignored", reason="a reload is already running")
             return
-        self._reloading = asyncio.create_task(self.reload(), name="config-reload")
+        self._reloading = asyncio.create_task(self._reload_logged(), name="config-reload")
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except Exception:
+            # A bug in applying a reload must not take the running daemon down.
+            log.exception("config.reload_crashed")
+            self.notifier.ready()
 
     async def reload(self) -> None:
         """Apply what may change at run time, refuse (and name) what may not."""
