@@ -34,6 +34,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested brackets
+        raise ApiError(400, "invalid_json", "JSON nested too deeply") from exc
 
 
 def _object(body: Any) -> dict[str, Any]:

@@ -57,6 +57,9 @@ async def test_malformed_json_is_400_and_a_large_body_413(stack: Stack) -> None:
     bad = await stack.api.call("POST", "/v1/messages", raw=b'{"to": "+34611000001", ')
     assert bad.status == 400
     assert bad.body["error"]["code"] == "invalid_json"
+    for raw in (b"", b"\xff\xfe", b"[" * 20_000 + b"]" * 20_000):
+        reply = await stack.api.call("POST", "/v1/messages", raw=raw)
+        assert (reply.status, reply.body["error"]["code"]) == (400, "invalid_json"), raw[:4]
     big = await stack.api.call("POST", "/v1/messages", {"to": TO, "text": "x" * 70_000})
     assert big.status == 413
     assert big.body["error"]["code"] == "payload_too_large"
