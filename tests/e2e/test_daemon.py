@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -170,3 +172,26 @@ async def test_sigterm_lets_the_send_in_flight_finish(net: SimNetwork, tmp_path:
         body = await d.wait_for(path, lambda b: b["status"] in ("sent", "delivered"))
         assert body["parts"][0]["mr"] is not None
     assert len(net.handset(OK).received) == 1
+
+
+async def test_a_port_in_use_exits_1_with_the_reason(net: SimNetwork, tmp_path: Path) -> None:
+    config, _ = await start(net, tmp_path, "tcp")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(config.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gatewayd",
+            "run",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(20):
+            out, _ = await proc.communicate()
+    assert proc.returncode == 1
+    assert b'"gatewayd.start_failed"' in out
