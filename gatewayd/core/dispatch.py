@@ -56,15 +56,18 @@ from gatewayd.config.model import (
     UnknownOutcomeRule,
 )
 from gatewayd.core.limiter import Limiter
+from gatewayd.core.observe import MessageStatusChanged, Observers, PartSent, SendFailed
 from gatewayd.core.ports import ModemPort
 from gatewayd.store import (
     GONE_OUT,
     Category,
     MessageRecord,
+    MessageStatus,
     RouteQuery,
     Store,
     WrongState,
 )
+from gatewayd.store.records import PENDING_STATUSES
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +83,7 @@ class DispatchContext(Protocol):
 
     store: Store
     clock: Clock
+    observers: Observers
 
     @property
     def config(self) -> GatewayConfig: ...
@@ -284,6 +288,9 @@ class ModemWorker:
                     mr = await self._modem.send_pdu(
                         part.pdu, part.tpdu_length, before_submit=self._checker(msg)
                     )
+                except Exception as exc:
+                    self._send_failed(msg.id, exc)
+                    raise
                 finally:
                     limiter.settle(counted, clock.now())
             except SendAborted:
@@ -317,8 +324,25 @@ class ModemWorker:
                 return
             self._last_cms = None
             self.counters.sent += 1
-            status = await store.part_sent(msg.id, part.seq, mr, clock.now(), counted_at=counted)
+            done = clock.now()
+            status = await store.part_sent(msg.id, part.seq, mr, done, counted_at=counted)
+            seconds = (done - counted).total_seconds()
+            self._ctx.observers.emit(PartSent(msg.id, part.seq, self.name, identity, seconds, done))
+            self._status(msg.id, status)
             mlog.info("sms.part_sent", part=part.seq, of=msg.segments, mr=mr, status=str(status))
+
+    def _status(self, message_id: str, status: MessageStatus) -> None:
+        if status not in PENDING_STATUSES:
+            self._ctx.observers.emit(
+                MessageStatusChanged(message_id, status, self.name, self._ctx.clock.now())
+            )
+
+    def _send_failed(self, message_id: str, exc: Exception) -> None:
+        if isinstance(exc, SendAborted):
+            return  # the opt-out check at the prompt: not a failure
+        self._ctx.observers.emit(
+            SendFailed(message_id, self.name, send_error_code(exc), self._ctx.clock.now())
+        )
 
     def _checker(self, msg: MessageRecord) -> Callable[[], bool]:
         return lambda: self._ctx.may_send(msg)
@@ -328,6 +352,7 @@ class ModemWorker:
             await self._ctx.store.cancel_message(
                 msg.id, self._ctx.clock.now(), reason="opted_out", allow_sending=True
             )
+            self._status(msg.id, MessageStatus.CANCELLED)
         mlog.info("dispatch.cancelled_opted_out")
 
     async def _hand_back(
@@ -367,9 +392,10 @@ class ModemWorker:
         meaning = exc.meaning or exc.text
         if kind is CmsClass.PERMANENT:
             self.counters.failed += 1
-            await self._ctx.store.fail_message(
+            status = await self._ctx.store.fail_message(
                 msg.id, self._ctx.clock.now(), code=code, text=meaning
             )
+            self._status(msg.id, status)
             mlog.warning("sms.failed", code=exc.code, meaning=meaning)
         elif kind is CmsClass.SIM_FAULT:
             self.out_of_service = f"+CMS ERROR {exc.code}: {meaning}"
@@ -392,12 +418,13 @@ class ModemWorker:
         attempts = msg.attempts + 1
         if attempts >= sending.retry_max_attempts:
             self.counters.failed += 1
-            await self._ctx.store.fail_message(
+            status = await self._ctx.store.fail_message(
                 msg.id,
                 self._ctx.clock.now(),
                 code=code,
                 text=f"{meaning} (gave up after {attempts} attempts)",
             )
+            self._status(msg.id, status)
             mlog.warning("sms.failed", code=code, meaning=meaning, attempts=attempts)
             return
         delay = min(sending.retry_base_seconds * 2 ** (attempts - 1), sending.retry_max_seconds)
@@ -418,13 +445,29 @@ class ModemWorker:
         rule = unknown_outcome_rule(self._ctx.config, msg.category)
         mlog.warning("sms.outcome_unknown", part=seq, reason=why, rule=str(rule))
         if rule is UnknownOutcomeRule.AT_MOST_ONCE:
-            await self._ctx.store.part_unconfirmed(msg.id, seq, self._ctx.clock.now(), why)
+            status = await self._ctx.store.part_unconfirmed(msg.id, seq, self._ctx.clock.now(), why)
+            self._status(msg.id, status)
             if self.usable():
                 return True
             await self._hand_back(msg, identity, why, count=False)
             return False
         await self._hand_back(msg, identity, why, count=True)
         return False
+
+
+def send_error_code(exc: Exception) -> str:
+    """The metric label of a failed send: ``cms_<n>``, ``at_timeout``, ``modem_gone``..."""
+    if isinstance(exc, CmsError):
+        return f"cms_{exc.code}" if exc.code is not None else "cms_unknown"
+    if isinstance(exc, SendOutcomeUnknown):
+        return "outcome_unknown"
+    if isinstance(exc, AtTimeout):
+        return "at_timeout"
+    if isinstance(exc, ModemNotReady | PortGone):
+        return "modem_gone"
+    if isinstance(exc, AtError):
+        return "at_error"
+    return "internal"
 
 
 def unknown_outcome_rule(config: GatewayConfig, category: Category) -> UnknownOutcomeRule:

@@ -32,6 +32,12 @@ from gatewayd.core.errors import (
 )
 from gatewayd.core.inbound import InboundService
 from gatewayd.core.limiter import DAY, Limiter
+from gatewayd.core.observe import (
+    MessageQueued,
+    MessageStatusChanged,
+    Observers,
+    OptOutChanged,
+)
 from gatewayd.core.ports import ModemPort
 from gatewayd.core.submit import encode_parts, normalise_number, prepare
 from gatewayd.core.views import (
@@ -78,12 +84,16 @@ class Gateway:
         self._optouts: dict[str, OptOutScope] = {}
         self._send_log: dict[str, list[datetime]] = {}
         self._limiters: dict[str, Limiter] = {}
+        # Metrics and the status page subscribe here (gatewayd.core.observe).
+        self.observers = Observers()
         configs = {m.name: m for m in config.modems}
         self._workers: dict[str, ModemWorker] = {
             m.name: ModemWorker(self, m, configs.get(m.name) or ModemConfig(m.name, port=""))
             for m in modems
         }
-        self.inbound = InboundService(store, clock, config, self._optouts, self._auto_reply)
+        self.inbound = InboundService(
+            store, clock, config, self._optouts, self._auto_reply, observers=self.observers
+        )
         self._sweep_wake = asyncio.Event()
         self._sweep_task: asyncio.Task[None] | None = None
         self._sweep_next: datetime | None = None
@@ -277,6 +287,8 @@ class Gateway:
     ) -> SubmitResult | GatewayError:
         if isinstance(outcome, Inserted):
             self._note_expiry(item)
+            if not outcome.duplicate:
+                self._queued(outcome.message)
             return SubmitResult.of(outcome.message, duplicate=outcome.duplicate)
         if isinstance(outcome, IdempotencyKeyReused):
             return IdempotencyConflict(outcome.key)
@@ -304,6 +316,17 @@ class Gateway:
         [outcome] = await self.store.insert_messages([item])
         if not isinstance(outcome, Inserted):
             log.warning("autoreply.refused", number=number, error=str(outcome))
+        elif not outcome.duplicate:
+            self._queued(outcome.message)
+
+    def _queued(self, msg: MessageRecord) -> None:
+        self.observers.emit(MessageQueued(msg.id, msg.category, msg.segments, msg.created_at))
+
+    def _status_changed(
+        self, message_ids: Sequence[str], status: MessageStatus, now: datetime
+    ) -> None:
+        for message_id in message_ids:
+            self.observers.emit(MessageStatusChanged(message_id, status, None, now))
 
     # -- reading and changing messages --------------------------------------------------
 
@@ -344,6 +367,7 @@ class Gateway:
             if exc.status == "missing":
                 raise NotFound("message", message_id) from exc
             raise NotCancellable(message_id, exc.status) from exc
+        self._status_changed([msg.id], MessageStatus.CANCELLED, msg.updated_at)
         return MessageView.of(msg)
 
     async def list_inbound(
@@ -365,17 +389,22 @@ class Gateway:
     ) -> OptOutView:
         """Add ``number``; queued messages its scope covers are cancelled in the same commit."""
         e164 = normalise_number(number, self._config.sending.default_region, field="number")
-        result = await self.store.add_optout(e164, OptOutScope(scope), source, self.clock.now())
+        now = self.clock.now()
+        result = await self.store.add_optout(e164, OptOutScope(scope), source, now)
         self._optouts[e164] = result.record.scope
+        self.observers.emit(OptOutChanged(result.record.scope, source, True, now))
+        self._status_changed(result.cancelled, MessageStatus.CANCELLED, now)
         log.info("optout.added", number=e164, scope=str(scope), cancelled=len(result.cancelled))
         return OptOutView.of(result.record)
 
     async def remove_optout(self, number: str) -> None:
         """Take ``number`` off the list (``NotFound``)."""
         e164 = normalise_number(number, self._config.sending.default_region, field="number")
-        if not await self.store.remove_optout(e164, self.clock.now()):
+        now = self.clock.now()
+        if not await self.store.remove_optout(e164, now):
             raise NotFound("opt-out", e164)
         self._optouts.pop(e164, None)
+        self.observers.emit(OptOutChanged(None, "api", False, now))
 
     # -- modems -----------------------------------------------------------------------
 
@@ -491,6 +520,7 @@ class Gateway:
         expired = await self.store.expire_due(now)
         if expired:
             log.info("messages.expired", count=len(expired))
+            self._status_changed(expired, MessageStatus.EXPIRED, now)
         timed_out = await self.store.timeout_reports(now, sent_before=now - report_timeout)
         if timed_out:
             log.info("dlr.report_timeout", parts=timed_out)

@@ -21,10 +21,18 @@ from drivers.modem import InboundSms
 from drivers.pdu import StatusCategory, StatusReport
 from gatewayd.config.model import GatewayConfig
 from gatewayd.core.keywords import KeywordAction, KeywordMatcher
+from gatewayd.core.observe import (
+    InboundReceived,
+    MessageStatusChanged,
+    Observers,
+    OptOutChanged,
+    ReportMatched,
+)
 from gatewayd.core.ports import ModemPort
 from gatewayd.store import (
     InboundRecord,
     InboundStatus,
+    MessageStatus,
     NewInboundPart,
     OptOutScope,
     ReportIn,
@@ -76,8 +84,11 @@ class InboundService:
         config: GatewayConfig,
         optouts: dict[str, OptOutScope],
         reply: ReplySender,
+        *,
+        observers: Observers | None = None,
     ) -> None:
         self._store = store
+        self._observers = observers or Observers()
         self._clock = clock
         self._optouts = optouts
         self._reply = reply
@@ -110,6 +121,9 @@ class InboundService:
             received_at=self._clock.now(),
         )
         rec, new = await self._store.record_inbound(part)
+        if new:
+            complete = rec.status is InboundStatus.COMPLETE
+            self._observers.emit(InboundReceived(rec.id, modem.name, complete, part.received_at))
         log.info(
             "sms.received",
             modem=modem.name,
@@ -129,10 +143,17 @@ class InboundService:
             result = await self._store.add_optout(rec.sender, OptOutScope.ALL, "sms", now)
             self._optouts[rec.sender] = result.record.scope
             log.info("optout.added", number=rec.sender, cancelled=len(result.cancelled))
+            self._observers.emit(OptOutChanged(result.record.scope, "sms", True, now))
+            for message_id in result.cancelled:
+                self._observers.emit(
+                    MessageStatusChanged(message_id, MessageStatus.CANCELLED, None, now)
+                )
         elif action is KeywordAction.START:
             removed = await self._store.remove_optout(rec.sender, now)
             self._optouts.pop(rec.sender, None)
             log.info("optout.removed", number=rec.sender, was_listed=removed)
+            if removed:
+                self._observers.emit(OptOutChanged(None, "sms", False, now))
         if action is not None:
             if self.auto_replies.allow(rec.sender, now):
                 text = self.matcher.replies[action]
@@ -168,6 +189,23 @@ class InboundService:
         if match is None:
             log.warning("dlr.unmatched", modem=modem.name, mr=report.mr, recipient=report.recipient)
         else:
+            final = report.category is not StatusCategory.PENDING
+            delivered = report.category is StatusCategory.DELIVERED
+            self._observers.emit(
+                ReportMatched(
+                    match.message_id,
+                    match.part_seq,
+                    modem.name,
+                    final,
+                    delivered,
+                    match.message_status,
+                    now,
+                )
+            )
+            if final and match.message_status in (MessageStatus.DELIVERED, MessageStatus.FAILED):
+                self._observers.emit(
+                    MessageStatusChanged(match.message_id, match.message_status, modem.name, now)
+                )
             log.info(
                 "dlr.matched",
                 message=match.message_id,

@@ -28,6 +28,7 @@ import structlog
 from drivers.clock import Clock
 from gatewayd import __version__
 from gatewayd.config.model import WebhookConfig
+from gatewayd.core.observe import Observers, WebhookAttempted
 
 log = structlog.get_logger(__name__)
 
@@ -84,8 +85,10 @@ class WebhookWorker:
         poll_seconds: float = 1.0,
         batch: int = 20,
         concurrency: int = 8,
+        observers: Observers | None = None,
     ) -> None:
         self._store = store
+        self._observers = observers or Observers()
         self._config = config
         self._secret = secret
         self._clock = clock
@@ -155,14 +158,18 @@ class WebhookWorker:
         if error is None:
             await self._store.webhook_delivered(row.id, self._clock.now())
             log.info("webhook.delivered", id=row.id, hook_event=row.event, attempt=attempt)
+            outcome = "delivered"
         elif attempt >= self._config.max_attempts:
             await self._store.webhook_gave_up(row.id, error)
             log.warning("webhook.gave_up", id=row.id, hook_event=row.event, error=error)
+            outcome = "gave_up"
         else:
+            outcome = "retry"
             delay = backoff_seconds(self._config, attempt)
             next_at = self._clock.now() + timedelta(seconds=delay)
             await self._store.webhook_retry(row.id, next_at, error)
             log.info("webhook.retry", id=row.id, attempt=attempt, error=error, delay_s=delay)
+        self._observers.emit(WebhookAttempted(row.event, outcome, self._clock.now()))
 
     async def _post(self, row: Delivery) -> str | None:
         """POST one event; ``None`` on a 2xx answer, else why it failed."""
