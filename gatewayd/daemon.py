@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 import structlog
 from aiohttp import web
@@ -124,7 +124,6 @@ class Daemon:
                 self.store, config.webhooks, secret=secrets.webhook_secret, clock=self.clock
             )
             self.store.on_outbox(self.webhooks.wake)
-            await self.webhooks.start()
             self.api_state = ApiState(ApiSettings.from_config(config, secrets.tokens))
             app = create_app(
                 self.gateway,
@@ -132,6 +131,7 @@ class Daemon:
                 state=self.api_state,
                 clock=self.clock,
                 max_body_bytes=config.api.max_body_bytes,
+                resources=[self._webhooks_running],
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
             await self._runner.setup()
@@ -146,6 +146,17 @@ class Daemon:
         self._watchdog = WatchdogPinger.from_env(self.notifier)
         if self._watchdog is not None:
             self._watchdog.start()
+
+    async def _webhooks_running(self, _app: web.Application) -> AsyncIterator[None]:
+        # A cleanup_ctx of the API app: posts start with the listener and stop after it
+        # closed, so events of the last requests are still handed to the worker.
+        if self.webhooks is None:
+            raise RuntimeError("the webhook worker is built before the API")
+        await self.webhooks.start()
+        try:
+            yield
+        finally:
+            await self.webhooks.stop()
 
     def _make_modem(self, m: ModemConfig, pin: str | None) -> Modem:
         return Modem(
@@ -199,7 +210,7 @@ class Daemon:
         if self._runner is not None:
             await _bounded("api", self._runner.cleanup())
             self._runner = None
-        if self.webhooks is not None:
+        if self.webhooks is not None:  # stopped with the API already, unless start failed
             await _bounded("webhooks", self.webhooks.stop())
         if self.modems:
             await _bounded("modems", asyncio.gather(*(m.stop() for m in self.modems)))
