@@ -20,7 +20,7 @@ class WebhookFailures(Protocol):
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """The API's own settings, read once from the config and the token files."""
+    """The API's own settings, from the config and its token files (again on SIGHUP)."""
 
     tokens: tuple[bytes, ...]
     max_batch: int
