@@ -144,6 +144,8 @@ class _Pending:
     prompt: asyncio.Future[None] | None = None
     payload: str | None = None
     lines: list[str] = field(default_factory=list)
+    # Only a final that follows a line with this prefix counts (resync after a late answer).
+    require: str | None = None
 
 
 class AtChannel:
@@ -171,7 +173,8 @@ class AtChannel:
         self._gone: str | None = "not open"
         self._closed = asyncio.Event()
         self._attached = asyncio.Event()
-        self.resync_limit = 2.0  # seconds to wait for each ``AT`` probe after a timeout
+        self.resync_limit = 2.0  # seconds to wait for each probe after a timeout
+        self._dirty = False
 
     # -- connection ------------------------------------------------------------------
 
@@ -233,7 +236,9 @@ class AtChannel:
     async def close(self) -> None:
         """Close the port and wait (briefly) until the transport says it is closed."""
         if self._transport is not None and self._gone is None:
-            self._transport.close()
+            # abort, not close: a graceful close drains output with tcdrain() in an executor
+            # thread, which blocks for ever on a pty nobody reads (and then loop shutdown).
+            self._transport.abort()  # type: ignore[attr-defined]
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await self._closed.wait()
@@ -253,6 +258,7 @@ class AtChannel:
         if pending is None or pending.payload is not None or pending.future.done():
             return False
         pending.future.set_exception(AtError(pending.command, "", f"interrupted: {reason}"))
+        self._dirty = True  # its answer may still come: resync before the next command
         return True
 
     def subscribe(self, prefix: str, handler: UrcHandler) -> None:
@@ -309,6 +315,9 @@ class AtChannel:
         async with self._lock:
             if self._gone is not None:
                 raise PortGone(self._gone)
+            if self._dirty:
+                self._dirty = False
+                await self._resync(escape=False, limit=seconds)
             loop = asyncio.get_running_loop()
             pending = _Pending(command, prefixes, loop.create_future())
             if payload is not None:
@@ -358,7 +367,11 @@ class AtChannel:
             raise PromptAborted(pending.command, "", f"{pending.command!r}: aborted at prompt")
 
     async def _resync(self, *, escape: bool, limit: float) -> None:
-        """Bring a confused modem back: Esc (only at a prompt), then ``AT`` until ``OK``."""
+        """Bring a confused modem back: Esc (only at a prompt), then ``AT+CSQ`` until answered.
+
+        The probe counts only when its own ``+CSQ:`` line comes before the final result, so
+        the late answer of an abandoned command is read past, not taken for the probe's.
+        """
         if self._gone is not None:
             return
         self._two_line = None
@@ -366,9 +379,9 @@ class AtChannel:
             self._write(ESC)
         loop = asyncio.get_running_loop()
         for _ in range(2):
-            probe = _Pending("AT", (), loop.create_future())
+            probe = _Pending("AT+CSQ", ("+CSQ:",), loop.create_future(), require="+CSQ:")
             self._pending = probe
-            self._write(b"AT\r")
+            self._write(b"AT+CSQ\r")
             try:
                 async with asyncio.timeout(min(self.resync_limit, limit)):
                     await asyncio.shield(probe.future)
@@ -376,6 +389,8 @@ class AtChannel:
                 return
             except (TimeoutError, PortGone):
                 continue
+            finally:
+                self._pending = None
         log.warning("at.resync_failed", port=self.name)
 
     def _write(self, data: bytes) -> None:
@@ -421,6 +436,11 @@ class AtChannel:
             if self._is_echo(pending, line):
                 return
             if self._is_final(line):
+                if pending.require and not any(
+                    ln.startswith(pending.require) for ln in pending.lines
+                ):
+                    pending.lines.clear()  # the late end of an earlier, abandoned command
+                    return
                 if not pending.future.done():
                     pending.future.set_result(
                         AtResponse(pending.command, tuple(pending.lines), line)

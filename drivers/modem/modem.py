@@ -155,10 +155,11 @@ class Modem:
         """Cancel the tasks and close the port."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancel until it is done: a cancel that lands as an asyncio.timeout expires can
+            # come out as TimeoutError (Python 3.11) and be handled as an I/O timeout.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
         await self._close_channel()
         self._log.info("modem.stopped")
 
@@ -348,16 +349,22 @@ class Modem:
 
     async def _forgot_settings(self, channel: AtChannel) -> bool:
         # A boot URC may be a late one from the start we just handled: only a modem that
-        # lost its AT+CNMI setting really rebooted (DESIGN: reboots forget +CMGF/+CNMI).
+        # lost what init set really rebooted (DESIGN: reboots forget +CMGF/+CNMI). +CMEE
+        # is checked too: some firmware powers on with our very +CNMI.
         assert self._init is not None
-        try:
-            answer = (await channel.command("AT+CNMI?")).first("+CNMI:")
-        except AtTimeout:
-            return True
-        except AtError:
-            return True
-        expected = self._init.cnmi.partition("=")[2].replace(" ", "")
-        return (answer or "").replace(" ", "") != expected
+        expected = {
+            "AT+CMEE?": "1",
+            "AT+CMGF?": "0",
+            "AT+CNMI?": self._init.cnmi.partition("=")[2],
+        }
+        for command, value in expected.items():
+            try:
+                answer = (await channel.command(command)).first(command[2:-1] + ":")
+            except AtError:
+                return True
+            if (answer or "").replace(" ", "") != value.replace(" ", ""):
+                return True
+        return False
 
     async def _health(self, channel: AtChannel) -> None:
         """Signal, registration, operator, storage use: one look, between sends."""

@@ -141,12 +141,23 @@ async def test_timeout_resyncs_and_channel_stays_usable(
     pair: tuple[FakeModem, AtChannel],
 ) -> None:
     modem, channel = pair
-    modem.reply = lambda c: None if c == "AT+COPS?" else b"\r\nOK\r\n"
+    late: list[bytes] = []
+
+    def reply(c: str) -> bytes | None:
+        if c == "AT+COPS?":
+            late.append(b'\r\n+COPS: 0,0,"late"\r\n\r\nOK\r\n')
+            return None
+        if c == "AT+CSQ":  # the resync probe; the late answer of AT+COPS? arrives first
+            return late.pop() + b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n" if late else None
+        return f"\r\n{c[2:]}\r\nOK\r\n".encode()
+
+    modem.reply = reply
     with pytest.raises(AtTimeout) as err:
         await channel.command("AT+COPS?", limit=0.2)
     assert not err.value.written
-    assert modem.received[-1] == "AT"  # the resync probe
-    assert (await channel.command("AT+CMGF=0")).final == "OK"
+    assert modem.received[-1] == "AT+CSQ"
+    response = await channel.command("AT+CMGF=0")
+    assert response.lines == ("+CMGF=0",)  # its own answer, not the late one
 
 
 async def test_silence_after_ctrl_z_is_written_timeout(pair: tuple[FakeModem, AtChannel]) -> None:
@@ -188,6 +199,34 @@ async def test_port_gone_fails_pending_and_later_commands() -> None:
 async def test_open_missing_device_is_port_gone() -> None:
     with pytest.raises(PortGone):
         await AtChannel.open("/dev/does-not-exist-gatewayd")
+
+
+async def test_interrupted_command_resyncs_before_the_next(
+    pair: tuple[FakeModem, AtChannel],
+) -> None:
+    modem, channel = pair
+    held: list[bytes] = []
+
+    def reply(c: str) -> bytes | None:
+        if c == "AT+CMGL=4":
+            held.append(b"\r\n+CMGL: 1,0,,5\r\n00AA\r\n\r\nOK\r\n")
+            return None
+        if c == "AT+CSQ":
+            return held.pop() + b"\r\n+CSQ: 9,0\r\nOK\r\n"
+        return b"\r\n+CPIN: READY\r\nOK\r\n"
+
+    modem.reply = reply
+    task = asyncio.create_task(channel.command("AT+CMGL=4"))
+    async with asyncio.timeout(2):
+        while not held:
+            modem.got_line.clear()
+            await modem.got_line.wait()
+    assert channel.interrupt("rebooted")
+    with pytest.raises(AtError, match="interrupted"):
+        await task
+    response = await channel.command("AT+CPIN?")
+    assert response.lines == ("+CPIN: READY",)
+    assert modem.received == ["AT+CMGL=4", "AT+CSQ", "AT+CPIN?"]
 
 
 async def test_garbage_never_raises(pair: tuple[FakeModem, AtChannel]) -> None:

@@ -34,9 +34,9 @@ class Harness:
     reports: list[StatusReport] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, condition: Callable[[], bool], seconds: float = 5.0) -> None:
         """Await a condition re-checked whenever the harness sees something."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             while not condition():
                 self.changed.clear()
                 await self.changed.wait()

@@ -234,7 +234,9 @@ async def test_wrong_pin_fails_once_and_is_never_retried(
     await h.wait_for(lambda: h.modem.state is ModemState.FAILED)
     assert "PIN rejected" in h.modem.state_reason
     await clock.advance(600)
-    pin_tries = [e for e in m.events if e.kind == "command" and e.detail.upper().startswith("+CPIN=")]
+    pin_tries = [
+        e for e in m.events if e.kind == "command" and e.detail.upper().startswith("+CPIN=")
+    ]
     assert len(pin_tries) == 1
     with pytest.raises(ModemNotReady):
         await h.modem.wait_ready(1)
@@ -326,9 +328,7 @@ async def test_modem_that_stops_answering_is_reset_and_reopened(
     await settle(h, clock, lambda: h.modem.state is ModemState.READY)
 
 
-async def test_garbage_bytes_and_forced_echo(
-    net: SimNetwork, harness_factory: Factory
-) -> None:
+async def test_garbage_bytes_and_forced_echo(net: SimNetwork, harness_factory: Factory) -> None:
     m = await net.add_modem("huawei")
     m.set_fault(garbage_rate=1.0, force_echo=True)
     h = harness_factory(m.url)
@@ -359,7 +359,7 @@ async def test_urc_inside_a_response_is_still_handled(
 
 @pytest.mark.parametrize("profile", ["generic", "simcom", "quectel", "huawei"])
 async def test_spontaneous_reboot_reinitialises(
-    net: SimNetwork, harness_factory: Factory, profile: str
+    net: SimNetwork, clock: ManualClock, harness_factory: Factory, profile: str
 ) -> None:
     m = await net.add_modem(profile, pin="1234")
     h = harness_factory(m.url, pin="1234")
@@ -369,8 +369,24 @@ async def test_spontaneous_reboot_reinitialises(
     await h.wait_for(
         lambda: any(s is ModemState.INITIALISING and "rebooted" in r for s, r in h.states)
     )
-    await h.modem.wait_ready(5)
-    await h.wait_for(lambda: h.modem.state is ModemState.READY)
+    # Re-initialised in place, or (if a command was cut by the reboot) through a reopen.
+    await settle(h, clock, lambda: h.modem.state is ModemState.READY)
     assert m.settings.cmgf == 0
+    assert m.settings.cmee == 1
     assert m.settings.cnmi[1] == 1
     assert len(await h.modem.send_text(HANDSET, "tras reinicio")) == 1
+
+
+async def test_late_boot_urc_does_not_reinitialise(
+    net: SimNetwork, harness_factory: Factory
+) -> None:
+    m = await net.add_modem("simcom")
+    h = harness_factory(m.url)
+    await h.modem.start()
+    await h.modem.wait_ready(5)
+    m.emit_urc("SMS Ready")  # settings intact: not a reboot
+    commands = len(m.events)
+    await m.wait_event("command", contains="+CNMI?")
+    assert len(await h.modem.send_text(HANDSET, "sigo aquí")) == 1
+    assert not any(e.detail.startswith("+CMGF=") for e in m.events[commands:])
+    assert [s for s, _ in h.states].count(ModemState.INITIALISING) == 1
