@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_LATENCY,
         help="seconds from Ctrl-Z to +CMGS: S or LOW,HIGH (default 1.5,4)",
     )
+    p.add_argument(
+        "--report-delay",
+        type=_latency,
+        help="seconds from a part to its status report for numbers not scripted: S or LOW,HIGH"
+        " (default 5)",
+    )
     p.add_argument("--control", type=_host_port, help="HTTP control API on HOST:PORT")
     p.add_argument(
         "--profile",
@@ -90,7 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> None:
     """Start the network, print the modems, serve until SIGTERM/SIGINT."""
     net = SimNetwork(
-        clock=SystemClock(), seed=args.seed, sent_log=args.sent_log, default_latency=args.latency
+        clock=SystemClock(),
+        seed=args.seed,
+        sent_log=args.sent_log,
+        default_latency=args.latency,
+        default_handset={} if args.report_delay is None else {"report_delay": args.report_delay},
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

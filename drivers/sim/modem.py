@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 # 27.005: without +CNMA in time the ME turns routing off (+CNMI mt and ds to 0).
 CNMA_TIMEOUT = 15.0
-# How many recent events a modem keeps for wait_event and inspection.
+# A modem keeps between this many and twice this many recent events.
 EVENT_HISTORY = 10_000
 
 
@@ -107,8 +107,7 @@ class SimModem:
         }
         self.registration = RegStat.HOME
         self.sent: list[SentRecord] = []
-        # Bounded: a long-running simulator must not grow without limit (tests need few).
-        self.events: deque[SimEvent] = deque(maxlen=EVENT_HISTORY)
+        self.events: list[SimEvent] = []
         self.sim_busy_until = 0.0
         self._mr = rng.randrange(256)
         self._inbound: deque[tuple[bytes, PduKind]] = deque()
@@ -255,6 +254,9 @@ class SimModem:
 
     def record(self, kind: str, detail: str) -> None:
         self.events.append(SimEvent(self.clock.now(), kind, detail))
+        if len(self.events) > 2 * EVENT_HISTORY:
+            # Bounded: a long-running simulator must not grow without limit (tests need few).
+            del self.events[:EVENT_HISTORY]
         self._waiters.notify()
 
     async def execute(self, command: AtCommand) -> list[str]:
