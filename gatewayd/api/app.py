@@ -17,6 +17,7 @@ from gatewayd.api.keys import (
     WebhookFailures,
 )
 from gatewayd.api.middleware import auth_middleware, error_middleware
+from gatewayd.api.status import install as install_status
 from gatewayd.core import Gateway
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
@@ -47,4 +48,6 @@ def create_app(
     app[STATE] = state
     app.cleanup_ctx.extend(resources)
     app.add_routes(ROUTES)
+    # GET /metrics (a registry per app) and the status page with its login.
+    install_status(app)
     return app

@@ -24,6 +24,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths a probe or a browser may read without a token.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+# The status page's paths authenticate by session cookie themselves (gatewayd.api.status):
+# a browser without a session is sent to the login form, not answered 401 JSON.
+PAGE_PATHS = frozenset({"/", "/login", "/logout"})
 
 _CODES = {
     400: "bad_request",
@@ -96,11 +99,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require ``Authorization: Bearer <token>`` outside :data:`PUBLIC_PATHS`."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.path in PAGE_PATHS:
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not _token_ok(
+    if scheme.lower() != "bearer" or not token_ok(
         presented.strip().encode(), request.app[STATE].settings.tokens
     ):
         response = error_response(401, "unauthorized", "a valid bearer token is required")
@@ -109,7 +112,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def _token_ok(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
+def token_ok(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
+    """Whether ``presented`` is one of ``tokens`` (constant time in what matched)."""
     # Compare against every token without stopping early: timing reveals neither which
     # token matched nor how much of one did.
     ok = False
