@@ -44,6 +44,9 @@ log = structlog.get_logger(__name__)
 # CLOSE_SECONDS. A GSM modem answers +CMGS in 2-6 s, so most sends in flight complete.
 DRAIN_SECONDS = 5.0
 CLOSE_SECONDS = 1.0
+# systemd's STATUS= line is refreshed at once when a modem changes state, else this often
+# (the queue depth moves all the time; systemctl status needs no more).
+STATUS_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,8 @@ class Daemon:
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self._watchdog: WatchdogPinger | None = None
+        self._status_task: asyncio.Task[None] | None = None
+        self._status_changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = False
         self._reloading: asyncio.Task[None] | None = None
@@ -121,7 +126,11 @@ class Daemon:
             for modem in self.modems:
                 await modem.start()
             self.webhooks = WebhookWorker(
-                self.store, config.webhooks, secret=secrets.webhook_secret, clock=self.clock
+                self.store,
+                config.webhooks,
+                secret=secrets.webhook_secret,
+                clock=self.clock,
+                observers=self.gateway.observers,
             )
             self.store.on_outbox(self.webhooks.wake)
             self.api_state = ApiState(ApiSettings.from_config(config, secrets.tokens))
@@ -142,10 +151,34 @@ class Daemon:
             raise
         host, port = self.address
         log.info("gatewayd.started", api=f"http://{host}:{port}", modems=len(self.modems))
-        self.notifier.ready(f"serving on {host}:{port}, {len(self.modems)} modem(s)")
+        status = self.status_line()
+        self.notifier.ready(status)
         self._watchdog = WatchdogPinger.from_env(self.notifier)
         if self._watchdog is not None:
             self._watchdog.start()
+        if self.notifier.enabled:
+            for modem in self.modems:
+                modem.on_state_change(lambda _state, _reason: self._status_changed.set())
+            self._status_task = asyncio.create_task(self._status_loop(status), name="sd-status")
+
+    def status_line(self) -> str:
+        """The one-line state systemd shows: modems ready and queue depth."""
+        gateway = self.gateway
+        if gateway is None:
+            return "starting"
+        ready = sum(w.usable() for w in gateway.workers)
+        return f"{ready}/{len(gateway.workers)} modems ready, queue depth {gateway.queue_depth()}"
+
+    async def _status_loop(self, sent: str) -> None:
+        while True:
+            self._status_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_SECONDS):
+                    await self._status_changed.wait()
+            line = self.status_line()
+            if line != sent:
+                self.notifier.status(line)
+                sent = line
 
     async def _webhooks_running(self, _app: web.Application) -> AsyncIterator[None]:
         # A cleanup_ctx of the API app: posts start with the listener and stop after it
@@ -207,6 +240,11 @@ class Daemon:
                 await self._reloading
         if self._watchdog is not None:
             await self._watchdog.stop()
+        task, self._status_task = self._status_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._runner is not None:
             await _bounded("api", self._runner.cleanup())
             self._runner = None
