@@ -388,10 +388,12 @@ class Modem:
             if total and used / total >= STORAGE_ALARM:
                 self._log.warning("modem.storage_high", used=used, total=total)
         self.info = dataclasses.replace(self.info, **changes)  # type: ignore[arg-type]
-        self._apply_registration()
+        self._apply_registration(initialising=True)
 
-    def _apply_registration(self) -> None:
-        if self.state not in (*_SERVING, ModemState.INITIALISING):
+    def _apply_registration(self, *, initialising: bool = False) -> None:
+        # A +CREG URC during initialisation must not declare the modem ready early.
+        allowed = (*_SERVING, ModemState.INITIALISING) if initialising else _SERVING
+        if self.state not in allowed:
             return
         word = self.info.registration
         if parsing.is_registered(word):

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+import structlog
 
 from drivers.at import CmsClass, CmsError, classify_cms
 from drivers.clock import ManualClock
@@ -16,6 +17,7 @@ from drivers.modem import ModemNotReady, ModemState, SendAborted, SendOutcomeUnk
 from drivers.pdu import StatusCategory, encode_submit, segments
 from drivers.profiles import GENERIC, HUAWEI, get_profile
 from drivers.sim import RegStat, SimModem, SimNetwork
+from drivers.sim.storage import PduKind
 from tests.drivers.modem.conftest import Harness
 
 HANDSET = "+34611111111"
@@ -390,3 +392,39 @@ async def test_late_boot_urc_does_not_reinitialise(
     assert len(await h.modem.send_text(HANDSET, "sigo aquí")) == 1
     assert not any(e.detail.startswith("+CMGF=") for e in m.events[commands:])
     assert [s for s, _ in h.states].count(ModemState.INITIALISING) == 1
+
+
+async def test_periodic_sweep_finds_what_no_urc_announced(
+    net: SimNetwork, clock: ManualClock, harness_factory: Factory
+) -> None:
+    m = await net.add_modem("generic")
+    silent = dataclasses.replace(GENERIC, name="silent", cnmi_mt=0)  # stored, no +CMTI
+    h = harness_factory(m.url, profile=silent)
+    await h.modem.start()
+    await h.modem.wait_ready(5)
+    await net.inject_inbound(to=m.msisdn, sender=SENDER, text="sin aviso")
+    await m.wait_event("stored")
+    assert h.inbound == []
+    await clock.advance(h.modem.sweep_interval + 1)
+    await h.wait_for(lambda: len(h.inbound) == 1)
+    assert h.inbound[0].received_via == "sweep"
+
+
+@pytest.mark.parametrize("delete", [False, True])
+async def test_undecodable_pdu_is_reported_not_handed_on(
+    net: SimNetwork, harness_factory: Factory, delete: bool
+) -> None:
+    m = await net.add_modem("simcom")
+    profile = dataclasses.replace(get_profile("simcom"), delete_undecodable=delete)
+    h = harness_factory(m.url, profile=profile)
+    await h.modem.start()
+    await h.modem.wait_ready(5)
+    with structlog.testing.capture_logs() as logs:
+        m.deliver(bytes.fromhex("0004"), PduKind.DELIVER)  # SMS-DELIVER cut after one octet
+        await m.wait_event("command", contains="+CMGR")
+        left = await stored_after_next_sweep(h, m)
+    assert h.inbound == []
+    assert left == (0 if delete else 1)
+    undecodable = [e for e in logs if e["event"] == "sms.undecodable"]
+    assert undecodable[0]["pdu"] == "0004"
+    assert len(undecodable) == 1  # reported once, not at every sweep
