@@ -33,7 +33,7 @@ SEEN_LIMIT = 4096  # PDU hashes remembered for duplicate detection
 class Job:
     """One piece of inbound work: a stored index to read, a routed PDU, or a sweep."""
 
-    kind: str  # "cmti" | "cdsi" | "cmt" | "cds" | "sweep"
+    kind: str  # "cmti" | "cdsi" | "cmt" | "cds" | "sweep" | "hangup" (a call: ATH)
     memory: str | None = None
     index: int | None = None
     pdu: str | None = None

@@ -443,6 +443,8 @@ class Modem:
         channel.subscribe("+CREG:", self._on_registration)
         channel.subscribe("+CEREG:", self._on_registration)
         channel.subscribe("^RSSI:", self._on_rssi)
+        channel.subscribe("RING", self._on_ring)
+        channel.subscribe("+CRING:", self._on_ring)
         # Every family's markers, so that a line such as "+QIND: SMS DONE" inside a command
         # is still read as a URC; the handler checks the current profile's own list.
         markers = {m for p in PROFILES.values() for m in p.reboot_markers}
@@ -473,6 +475,11 @@ class Modem:
         self.info = dataclasses.replace(self.info, registration=word)
         self._apply_registration()
 
+    def _on_ring(self, urc: Urc) -> None:
+        # An SMS gateway takes no calls: hang up so the caller gets busy, not endless ringing.
+        if self.state in _SERVING:
+            self._jobs.put_nowait(Job("hangup"))
+
     def _on_rssi(self, urc: Urc) -> None:
         value = parsing.first_int(urc.args)
         if value is not None:
@@ -500,11 +507,16 @@ class Modem:
             if init is None or channel is None:
                 continue
             try:
-                await self._inbound.run(job, channel, init)
+                if job.kind == "hangup":
+                    await channel.command(init.profile.hangup_command)
+                else:
+                    await self._inbound.run(job, channel, init)
             except PortGone:
                 self._log.info("sms.inbound_interrupted", job=job.kind)
             except AtTimeout:
                 self._ask_probe()
+            except AtError as exc:
+                self._log.info("modem.job_failed", job=job.kind, final=exc.final)
 
     async def _wait_serving(self) -> None:
         while self.state not in _SERVING:

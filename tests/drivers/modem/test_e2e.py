@@ -16,7 +16,7 @@ from drivers.clock import ManualClock
 from drivers.modem import ModemNotReady, ModemState, SendAborted, SendOutcomeUnknown
 from drivers.pdu import StatusCategory, encode_submit, segments
 from drivers.profiles import GENERIC, HUAWEI, get_profile
-from drivers.sim import RegStat, SimModem, SimNetwork
+from drivers.sim import RegStat, SimModem, SimNetwork, SimState
 from drivers.sim.storage import PduKind
 from tests.drivers.modem.conftest import Harness
 
@@ -428,3 +428,23 @@ async def test_undecodable_pdu_is_reported_not_handed_on(
     undecodable = [e for e in logs if e["event"] == "sms.undecodable"]
     assert undecodable[0]["pdu"] == "0004"
     assert len(undecodable) == 1  # reported once, not at every sweep
+
+
+async def test_incoming_call_is_hung_up(net: SimNetwork, harness_factory: Factory) -> None:
+    m = await net.add_modem("generic")
+    h = harness_factory(m.url)
+    await h.modem.start()
+    await h.modem.wait_ready(5)
+    m.emit_urc("RING")
+    await m.wait_event("command", contains="H")
+    assert any(e.kind == "command" and e.detail.upper() == "H" for e in m.events)
+
+
+async def test_puk_needed_fails_without_trying(net: SimNetwork, harness_factory: Factory) -> None:
+    m = await net.add_modem("simcom", pin="1234")
+    m.sim.state = SimState.PUK
+    h = harness_factory(m.url, pin="1234")
+    await h.modem.start()
+    await h.wait_for(lambda: h.modem.state is ModemState.FAILED)
+    assert "PUK" in h.modem.state_reason
+    assert not any(e.kind == "command" and e.detail.startswith("+CPIN=") for e in m.events)
