@@ -448,3 +448,18 @@ async def test_puk_needed_fails_without_trying(net: SimNetwork, harness_factory:
     await h.wait_for(lambda: h.modem.state is ModemState.FAILED)
     assert "PUK" in h.modem.state_reason
     assert not any(e.kind == "command" and e.detail.startswith("+CPIN=") for e in m.events)
+
+
+async def test_port_lost_after_ctrl_z_is_unknown_outcome(
+    net: SimNetwork, harness_factory: Factory
+) -> None:
+    m = await net.add_modem("quectel", latency=(100.0, 100.0))  # +CMGS never comes
+    h = harness_factory(m.url)
+    await h.modem.start()
+    await h.modem.wait_ready(5)
+    send = asyncio.create_task(h.modem.send_text(HANDSET, "¿y ahora?"))
+    await m.wait_event("latency")  # the PDU and Ctrl-Z reached the modem
+    m.disconnect()
+    with pytest.raises(SendOutcomeUnknown, match="port lost"):
+        await send
+    await h.wait_for(lambda: h.seen(ModemState.GONE))
