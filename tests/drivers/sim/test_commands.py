@@ -199,14 +199,3 @@ async def test_qualcomm_huawei_swaps_iccid_digits(net: SimNetwork) -> None:
     # Pairs swapped as stored on the SIM, odd length padded with F, in quotes.
     assert info_lines(await client.command("AT^ICCID?")) == ['^ICCID: "984370110000000010F9"']
     await client.close()
-
-
-async def test_typed_characters_are_echoed_as_they_arrive(net: SimNetwork) -> None:
-    modem = await net.add_modem("simcom")
-    client = await _client(modem)
-    for ch in "AT+CSQ":
-        await client.write(ch.encode())
-        assert await client.read_until(ch.encode()) == ch.encode()
-    await client.write(b"\r")
-    assert await client.read_until(b"OK\r\n") == b"\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
-    await client.close()
