@@ -15,6 +15,7 @@ import dataclasses
 import re
 import tomllib
 import types
+import zoneinfo
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -24,6 +25,7 @@ import phonenumbers
 from drivers.profiles import PROFILES
 from gatewayd.config.model import (
     ApiConfig,
+    FlowsConfig,
     GatewayConfig,
     Keyword,
     LoggingConfig,
@@ -50,6 +52,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _ICCID = re.compile(r"^[0-9]{18,21}[0-9Ff]?$")
 _PIN = re.compile(r"^[0-9]{4,8}$")
 _PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 class ConfigError(Exception):
@@ -217,8 +220,11 @@ class _Loader:
         hooks = config.webhooks
         if hooks.secret_file is not None:
             hooks = dataclasses.replace(hooks, secret_file=rel(hooks.secret_file))
+        flows = config.flows
+        if flows.file is not None:
+            flows = dataclasses.replace(flows, file=rel(flows.file))
         return dataclasses.replace(
-            config, database=database, modems=modems, api=api, webhooks=hooks
+            config, database=database, modems=modems, api=api, webhooks=hooks, flows=flows
         )
 
     def validate(self, config: GatewayConfig) -> None:
@@ -258,6 +264,26 @@ class _Loader:
         self._above_zero(hooks.backoff_base_seconds, "webhooks.backoff_base_seconds")
         self._above_zero(hooks.backoff_max_seconds, "webhooks.backoff_max_seconds")
         self._validate_logging(config.logging)
+        self._validate_flows(config.flows)
+
+    def _validate_flows(self, flows: FlowsConfig) -> None:
+        # The flows file itself is validated by gatewayd.flows.load when the engine starts.
+        self._listen(flows.short_link_listen, "flows.short_link_listen")
+        if not flows.public_base_url.startswith(("http://", "https://")):
+            raise self.error("flows.public_base_url", "expected an http:// or https:// URL")
+        for key in ("quiet_start", "quiet_end"):
+            if not _HHMM.match(getattr(flows, key)):
+                raise self.error(f"flows.{key}", "expected a local time HH:MM, e.g. '21:00'")
+        try:
+            zoneinfo.ZoneInfo(flows.default_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise self.error("flows.default_timezone", "unknown IANA time zone") from exc
+        for key in ("marketing_per_day", "marketing_per_week", "segment_budget"):
+            self._positive(getattr(flows, key), f"flows.{key}")
+        for key in ("min_gap_seconds", "high_value_threshold", "preview_window_seconds"):
+            self._positive(getattr(flows, key), f"flows.{key}", 0)
+        for key in ("conversion_window_days", "reply_window_days"):
+            self._above_zero(getattr(flows, key), f"flows.{key}")
 
     def _validate_api(self, api: ApiConfig) -> None:
         if not api.token_files:

@@ -128,6 +128,28 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class FlowsConfig:
+    """Post-purchase flows: where they are defined and the rules the engine enforces."""
+
+    file: Path | None = None  # flows.toml; without it no flow runs
+    public_base_url: str = "http://127.0.0.1:8081"  # what short links in messages start with
+    short_link_listen: str = "127.0.0.1:8081"  # the short-link listener, apart from the API
+    brand: str = "gatewayd"  # sender identification added to every flow message
+    quiet_start: str = "21:00"  # recipient's local time (HH:MM) from which marketing waits
+    quiet_end: str = "09:00"  # ... until this local time
+    quiet_transactional: bool = False  # also hold transactional flow messages in quiet hours
+    default_timezone: str = "Europe/Madrid"  # when neither event nor number tells
+    marketing_per_day: int = 1  # per customer, rolling 24 h
+    marketing_per_week: int = 3  # per customer, rolling 7 days
+    min_gap_seconds: float = 300.0  # between any two flow messages to one customer
+    high_value_threshold: float = 300.0  # total spend above which a customer is high_value
+    segment_budget: int = 2  # templates over this many SMS parts are flagged at load
+    conversion_window_days: float = 7.0  # an order this soon after a message converts
+    reply_window_days: float = 7.0  # a reply this soon after a message counts for it
+    preview_window_seconds: float = 10.0  # hits this soon after delivery are link scanners
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole daemon configuration."""
 
@@ -140,6 +162,7 @@ class GatewayConfig:
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    flows: FlowsConfig = field(default_factory=FlowsConfig)
     source: Path | None = None  # the file it was loaded from, for error messages
 
     @property

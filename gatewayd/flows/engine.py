@@ -1,0 +1,579 @@
+"""The flow engine: events -> enrolments -> scheduled steps -> messages through the gateway.
+
+State lives in the store, never in memory: an enrolment is (flow, step index, due time or
+awaited event), so a restart resumes each one where it was. One task runs due steps and then
+sleeps on the clock until the next due time or a wake-up (a new event or a click). Events,
+clicks and due steps are handled one at a time under one lock, so a step never races the
+event that exits its enrolment.
+
+Rules enforced at each send (the template cannot skip them): consent per category, opt-outs
+(scope ``all`` blocks everything and ``marketing`` blocks marketing; a refused marketing step
+ends the enrolment), quiet hours in the recipient's zones and per-customer caps resolved to a
+``send_at``, brand and opt-out clause added, URLs replaced by tracked short links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from drivers.clock import Clock
+from gatewayd.config import FlowsConfig
+from gatewayd.core import (
+    Gateway,
+    GatewayError,
+    IdempotencyConflict,
+    OptedOut,
+    OptOutScope,
+    SubmitRequest,
+)
+from gatewayd.flows.events import Event
+from gatewayd.flows.links import new_code, not_a_click, shorten
+from gatewayd.flows.load import EXIT
+from gatewayd.flows.metrics import FlowMetrics, build_metrics
+from gatewayd.flows.model import Branch, Condition, Exit, Flow, FlowSet, Scope, Send, Wait, WaitFor
+from gatewayd.flows.segments import Facts
+from gatewayd.flows.templates import Renderer, compose, order_context
+from gatewayd.flows.timing import WEEK, Caps, QuietHours, resolve_send_at, zones_for
+from gatewayd.store import Category
+from gatewayd.store.flows_base import (
+    CustomerRecord,
+    EnrolmentRecord,
+    EnrolmentStatus,
+    FlowStore,
+    NewEvent,
+    NewSend,
+)
+
+log = structlog.get_logger(__name__)
+
+IDLE_SECONDS = 3600.0  # the loop looks again at least this often
+BATCH = 100  # due enrolments taken per pass
+_MAX_HOPS = 100  # steps run for one enrolment in one pass (a branch loop cannot spin)
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What posting an event did."""
+
+    event_id: str
+    duplicate: bool
+    enrolled: tuple[str, ...] = ()  # flows started
+    exited: int = 0  # enrolments ended by this event
+    resumed: int = 0  # enrolments that were waiting for it
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's answer."""
+        return {
+            "event_id": self.event_id,
+            "duplicate": self.duplicate,
+            "enrolled": list(self.enrolled),
+            "exited": self.exited,
+            "resumed": self.resumed,
+        }
+
+
+class FlowEngine:
+    """Runs the flows of ``flows`` over ``gateway`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        store: FlowStore,
+        flows: FlowSet,
+        settings: FlowsConfig,
+        *,
+        clock: Clock,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.flows = flows
+        self.settings = settings
+        self.clock = clock
+        self._renderer = Renderer(flows.default_locale)
+        self._quiet = QuietHours.parse(settings.quiet_start, settings.quiet_end)
+        self._caps = Caps(
+            settings.marketing_per_day,
+            settings.marketing_per_week,
+            timedelta(seconds=settings.min_gap_seconds),
+        )
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Set while the loop sleeps until its next due time (observability, tests).
+        self.idle = asyncio.Event()
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the task that runs due steps."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="flows-engine")
+            log.info("flows.started", flows=len(self.flows.flows))
+
+    async def stop(self) -> None:
+        """Stop the task (a step in progress is cancelled; it reruns idempotently)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Make the loop look for due steps now."""
+        self.idle.clear()
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                until = await self.run_due()
+            except Exception:
+                log.exception("flows.run_failed")
+                until = None
+            now = self.clock.now()
+            cap = now + timedelta(seconds=IDLE_SECONDS)
+            until = min(until, cap) if until is not None else cap
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
+            waker = asyncio.ensure_future(self._wake.wait())
+            self.idle.set()
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.idle.clear()
+                for fut in (sleeper, waker):
+                    fut.cancel()
+
+    # -- events --------------------------------------------------------------------------
+
+    async def post_event(self, event: Event) -> EventOutcome:
+        """Store ``event`` (idempotent by its id), end, resume and start enrolments."""
+        async with self._lock:
+            outcome = await self._ingest(event.stored, event)
+        if outcome.enrolled or outcome.resumed:
+            self.wake()
+        return outcome
+
+    async def _ingest(self, stored: NewEvent, event: Event | None) -> EventOutcome:
+        customer = event.customer if event else None
+        order = event.order if event else None
+        if not await self.store.ingest(stored, customer, order):
+            return EventOutcome(stored.event_id, duplicate=True)
+        if stored.customer_id is None:
+            return EventOutcome(stored.event_id, duplicate=False)
+        now = self.clock.now()
+        exited = resumed = 0
+        for e in await self.store.open_enrolments(stored.customer_id):
+            flow = self.flows.flow(e.flow)
+            if flow is None or not _same_subject(flow, e, stored):
+                continue
+            if stored.type in flow.exit_on:
+                await self._end(e, EnrolmentStatus.EXITED, now, f"event:{stored.type}")
+                exited += 1
+            elif e.status is EnrolmentStatus.WAITING and e.waiting_for == stored.type:
+                await self.store.move(
+                    e.id,
+                    status=EnrolmentStatus.ACTIVE,
+                    step=e.step + 1,
+                    due_at=now,
+                    waiting_for=None,
+                    now=now,
+                )
+                resumed += 1
+        enrolled = await self._trigger(stored, now)
+        log.info(
+            "flows.event",
+            type=stored.type,
+            event_id=stored.event_id,
+            enrolled=enrolled,
+            exited=exited,
+            resumed=resumed,
+        )
+        return EventOutcome(stored.event_id, False, tuple(enrolled), exited, resumed)
+
+    async def _trigger(self, stored: NewEvent, now: datetime) -> list[str]:
+        flows = self.flows.triggered_by(stored.type)
+        if not flows or stored.customer_id is None:
+            return []
+        facts = await self._facts(stored.customer_id, stored.order_id)
+        if facts is None:
+            return []
+        items = [
+            EnrolmentRecord(
+                id=str(uuid.uuid4()),
+                flow=flow.name,
+                customer_id=stored.customer_id,
+                order_id=stored.order_id,
+                event_id=stored.event_id,
+                status=EnrolmentStatus.ACTIVE,
+                step=0,
+                due_at=now,
+                waiting_for=None,
+                started_at=now,
+                exit_reason=None,
+            )
+            for flow in flows
+            if facts.holds(flow.when)
+        ]
+        created = set(await self.store.enrol(items, now))
+        return [i.flow for i in items if i.id in created]
+
+    async def _facts(self, customer_id: str, order_id: str | None) -> Facts | None:
+        customer = await self.store.customer(customer_id)
+        if customer is None:
+            return None
+        order = await self.store.order(order_id) if order_id else None
+        orders = tuple(await self.store.orders_of(customer_id))
+        threshold = Decimal(str(self.settings.high_value_threshold))
+        return Facts(customer, order, orders, threshold)
+
+    # -- short links ---------------------------------------------------------------------
+
+    async def open_link(self, code: str, *, method: str, user_agent: str | None) -> str | None:
+        """Record a hit on ``code`` and return where it goes (None for an unknown code).
+
+        A person's click becomes a ``link.clicked`` event; a preview fetcher's hit is only
+        recorded (DESIGN: short links).
+        """
+        target = await self.store.link(code)
+        if target is None:
+            return None
+        now = self.clock.now()
+        reason = not_a_click(
+            method, user_agent, now, target.delivered_at, self.settings.preview_window_seconds
+        )
+        seq = await self.store.record_click(
+            code, now, method=method, user_agent=user_agent, counted=reason is None, reason=reason
+        )
+        log.info("flows.link_hit", code=code, counted=reason is None, reason=reason)
+        if reason is None:
+            data = {
+                "code": code,
+                "url": target.url,
+                "flow": target.flow,
+                "step": target.step,
+                "enrolment": target.enrolment_id,
+            }
+            stored = NewEvent(
+                event_id=f"click-{seq}",
+                type="link.clicked",
+                customer_id=target.customer_id,
+                order_id=None,
+                occurred_at=now,
+                received_at=now,
+                payload=json.dumps({"type": "link.clicked", "data": data}),
+            )
+            async with self._lock:
+                outcome = await self._ingest(stored, None)
+            if outcome.enrolled or outcome.resumed:
+                self.wake()
+        return target.url
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def run_due(self) -> datetime | None:
+        """Run every step that is due now; returns when the next one is due."""
+        async with self._lock:
+            while True:
+                now = self.clock.now()
+                due = await self.store.due_enrolments(now, BATCH)
+                for e in due:
+                    try:
+                        await self._advance(e, now)
+                    except Exception:
+                        # One broken enrolment must not stop the others: it ends, logged.
+                        log.exception("flows.step_failed", enrolment=e.id, flow=e.flow)
+                        await self._end(e, EnrolmentStatus.EXITED, now, "error")
+                if len(due) < BATCH:
+                    break
+            return await self.store.next_due()
+
+    async def _advance(self, e: EnrolmentRecord, now: datetime) -> None:
+        flow = self.flows.flow(e.flow)
+        if flow is None:
+            await self._end(e, EnrolmentStatus.EXITED, now, "flow_removed")
+            return
+        i = e.step
+        if e.status is EnrolmentStatus.WAITING:
+            action = flow.steps[i].action
+            if isinstance(action, WaitFor) and action.exit_on_timeout:
+                await self._end(e, EnrolmentStatus.EXITED, now, "timeout")
+                return
+            i += 1
+        facts: Facts | None = None
+        for _ in range(_MAX_HOPS):
+            if i >= len(flow.steps):
+                await self._end(e, EnrolmentStatus.DONE, now, None, step=i)
+                return
+            step = flow.steps[i]
+            action = step.action
+            if isinstance(action, Wait):
+                facts = facts or await self._facts(e.customer_id, e.order_id)
+                seconds = self._wait_seconds(action, facts)
+                await self._move(e, i + 1, now + timedelta(seconds=seconds), now)
+                return
+            if isinstance(action, WaitFor):
+                await self.store.move(
+                    e.id,
+                    status=EnrolmentStatus.WAITING,
+                    step=i,
+                    due_at=now + timedelta(seconds=action.timeout_seconds),
+                    waiting_for=action.event,
+                    now=now,
+                )
+                return
+            if isinstance(action, Branch):
+                facts = facts or await self._facts(e.customer_id, e.order_id)
+                holds = facts is not None and await self._holds(action.condition, facts, e)
+                target = action.then if holds else action.otherwise
+                if target == EXIT:
+                    await self._end(e, EnrolmentStatus.EXITED, now, f"branch:{step.name}", step=i)
+                    return
+                i = flow.index(target) if target is not None else i + 1
+                continue
+            if isinstance(action, Send):
+                if not await self._send(e, flow, step.name, action, now):
+                    await self._end(e, EnrolmentStatus.EXITED, now, "opted_out", step=i)
+                    return
+                i += 1
+                continue
+            await self._exit(e, action, now, i)
+            return
+        await self._end(e, EnrolmentStatus.EXITED, now, "too_many_hops", step=i)
+
+    def _wait_seconds(self, action: Wait, facts: Facts | None) -> float:
+        if not action.usage_days:
+            return action.seconds
+        days = facts.usage_days() if facts else None
+        if days is None:
+            return 0.0
+        return max(days * 86_400.0 - action.before_seconds, 0.0)
+
+    async def _holds(self, cond: Condition, facts: Facts, e: EnrolmentRecord) -> bool:
+        if not facts.holds(cond):
+            return False
+        if cond.clicked is not None and not await self.store.clicked(e.id, cond.clicked):
+            return False
+        if cond.replied is not None:
+            sent = await self.store.sent_step(e.id, cond.replied)
+            if sent is None or sent.outcome != "sent":
+                return False
+            return await self.store.replied(facts.customer.phone, sent.at)
+        return True
+
+    async def _exit(self, e: EnrolmentRecord, action: Exit, now: datetime, i: int) -> None:
+        if action.unsubscribe:
+            customer = await self.store.customer(e.customer_id)
+            # An existing entry stays as it is: a STOP (scope all) must never be narrowed.
+            if customer is not None and await self.store.optout_scope(customer.phone) is None:
+                await self.gateway.add_optout(
+                    customer.phone, scope=OptOutScope.MARKETING, source=f"flow:{e.flow}"
+                )
+        await self._end(e, EnrolmentStatus.EXITED, now, action.reason, step=i)
+
+    async def _move(self, e: EnrolmentRecord, step: int, due: datetime, now: datetime) -> None:
+        await self.store.move(
+            e.id, status=EnrolmentStatus.ACTIVE, step=step, due_at=due, waiting_for=None, now=now
+        )
+
+    async def _end(
+        self,
+        e: EnrolmentRecord,
+        status: EnrolmentStatus,
+        now: datetime,
+        reason: str | None,
+        *,
+        step: int | None = None,
+    ) -> None:
+        await self.store.move(
+            e.id,
+            status=status,
+            step=e.step if step is None else step,
+            due_at=None,
+            waiting_for=None,
+            now=now,
+            exit_reason=reason,
+        )
+        log.info(
+            "flows.enrolment_ended", enrolment=e.id, flow=e.flow, status=str(status), reason=reason
+        )
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(
+        self, e: EnrolmentRecord, flow: Flow, step: str, action: Send, now: datetime
+    ) -> bool:
+        """Run one send step; False when an opt-out ends the enrolment."""
+        if await self.store.sent_step(e.id, step) is not None:
+            return True  # ran before a restart: never twice
+        facts = await self._facts(e.customer_id, e.order_id)
+        if facts is None:
+            return True
+        customer = facts.customer
+        marketing = action.category is Category.MARKETING
+        consent = customer.consent_marketing if marketing else customer.consent_transactional
+        record = _Recorder(self.store, e, flow.name, step, customer, action.category, now)
+        if not consent:
+            await record("no_consent")
+            return True
+        scope = await self.store.optout_scope(customer.phone)
+        if scope == OptOutScope.ALL.value or (scope == OptOutScope.MARKETING.value and marketing):
+            await record("opted_out")
+            return False
+        text = await self._text(e, flow, step, action, facts, now)
+        send_at = await self._send_at(customer, marketing, now)
+        req = SubmitRequest(
+            to=customer.phone,
+            text=text,
+            category=action.category,
+            send_at=send_at if send_at > now else None,
+            smart=self.flows.templates[action.template].fold_accents,
+            metadata={"flow": flow.name, "step": step, "enrolment": e.id},
+        )
+        try:
+            result = await self.gateway.submit(req, idempotency_key=f"flow:{e.id}:{step}")
+        except OptedOut:
+            await record("opted_out")
+            return False
+        except IdempotencyConflict:
+            # Submitted before a restart with another send_at: the message exists already.
+            await record("sent", send_at=send_at)
+            return True
+        except GatewayError as exc:
+            log.warning("flows.send_refused", enrolment=e.id, step=step, error=exc.message)
+            await record("refused")
+            return True
+        await record("sent", message_id=result.id, send_at=send_at)
+        log.info("flows.sent", flow=flow.name, step=step, message=result.id, send_at=send_at)
+        return True
+
+    async def _text(
+        self, e: EnrolmentRecord, flow: Flow, step: str, action: Send, facts: Facts, now: datetime
+    ) -> str:
+        customer = facts.customer
+        context = {
+            "customer": {
+                "id": customer.id,
+                "name": customer.name or "",
+                "first_name": (customer.name or "").split(" ")[0],
+                "locale": customer.locale,
+            },
+            "order": order_context(facts.order.data) if facts.order else {},
+            "event": {"type": flow.trigger, "event_id": e.event_id},
+            "links": self.flows.links,
+            "brand": self.settings.brand,
+        }
+        zones = zones_for(customer.timezone, customer.phone, self.settings.default_timezone)
+        lang, body = self._renderer.render(
+            self.flows.templates[action.template],
+            context,
+            locale=customer.locale,
+            timezone=zones[0].key,
+        )
+        known = await self.store.links_of(e.id, step)
+        fresh: list[tuple[str, str]] = []
+
+        def code_for(url: str) -> str:
+            if url in known:
+                return known[url]
+            code = new_code()
+            fresh.append((code, url))
+            return code
+
+        body, _ = shorten(body, self.settings.public_base_url, code_for)
+        if fresh:
+            await self.store.add_links(e.id, step, fresh, now)
+        marketing = action.category is Category.MARKETING
+        return compose(body, brand=self.settings.brand, language=lang, marketing=marketing)
+
+    async def _send_at(self, customer: CustomerRecord, marketing: bool, now: datetime) -> datetime:
+        s = self.settings
+        zones = zones_for(customer.timezone, customer.phone, s.default_timezone)
+        quiet = self._quiet if marketing or s.quiet_transactional else None
+        all_times = await self.store.send_times(customer.id, now - WEEK, None)
+        mkt = await self.store.send_times(customer.id, now - WEEK, Category.MARKETING.value)
+        try:
+            return resolve_send_at(
+                now,
+                quiet=quiet,
+                zones=zones,
+                caps=self._caps,
+                marketing=marketing,
+                marketing_times=mkt,
+                all_times=all_times,
+            )
+        except ValueError:
+            # The zones' windows never meet: honour the first (primary) zone alone.
+            return resolve_send_at(
+                now,
+                quiet=quiet,
+                zones=zones[:1],
+                caps=self._caps,
+                marketing=marketing,
+                marketing_times=mkt,
+                all_times=all_times,
+            )
+
+    # -- metrics -------------------------------------------------------------------------
+
+    async def metrics(self, since: datetime) -> FlowMetrics:
+        """Per flow and step: enrolled, sent, delivered, failed, clicked, replied, ..."""
+        s = self.settings
+        enrolled = await self.store.enrolled_counts(since)
+        steps = await self.store.step_counts(
+            since,
+            reply_window=s.reply_window_days * 86_400.0,
+            conversion_window=s.conversion_window_days * 86_400.0,
+        )
+        return build_metrics(since, [f.name for f in self.flows.flows], enrolled, steps)
+
+
+class _Recorder:
+    """Writes the one ``flow_sends`` row of a send step."""
+
+    def __init__(
+        self,
+        store: FlowStore,
+        e: EnrolmentRecord,
+        flow: str,
+        step: str,
+        customer: CustomerRecord,
+        category: Category,
+        now: datetime,
+    ) -> None:
+        self._store, self._e, self._flow, self._step = store, e, flow, step
+        self._customer, self._category, self._now = customer, category, now
+
+    async def __call__(
+        self, outcome: str, *, message_id: str | None = None, send_at: datetime | None = None
+    ) -> None:
+        await self._store.record_send(
+            NewSend(
+                enrolment_id=self._e.id,
+                flow=self._flow,
+                step=self._step,
+                customer_id=self._customer.id,
+                phone=self._customer.phone,
+                category=self._category.value,
+                outcome=outcome,
+                message_id=message_id,
+                at=self._now,
+                send_at=send_at or self._now,
+            )
+        )
+
+
+def _same_subject(flow: Flow, e: EnrolmentRecord, event: NewEvent) -> bool:
+    # Order-scoped flows react to events of their own order; customer-scoped ones to any.
+    if flow.scope is Scope.CUSTOMER or event.order_id is None or e.order_id is None:
+        return True
+    return e.order_id == event.order_id

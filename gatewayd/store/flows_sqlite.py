@@ -1,0 +1,509 @@
+"""The flows' persistence on the gateway's SQLite file (see ``flows_base``).
+
+It opens its own connection to the file the :class:`~gatewayd.store.SqliteStore` already
+opened and migrated (WAL: readers never block, and ``busy_timeout`` lets the two writers
+take turns), so the core's store needs no change. Its write transactions are short and
+serialised by one lock. Metrics read the core's tables (messages, parts, inbound, opt-outs)
+by join: same file, same schema owner (the store layer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import aiosqlite
+
+from gatewayd.store.flows_base import (
+    CustomerRecord,
+    EnrolmentRecord,
+    EnrolmentStatus,
+    LinkTarget,
+    NewEvent,
+    NewSend,
+    OrderRecord,
+    StepCounts,
+)
+from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
+
+
+class SqliteFlowStore:
+    """Flows persistence on one SQLite file (open it after the gateway's store)."""
+
+    def __init__(self, path: str) -> None:
+        if path == ":memory:":
+            raise ValueError("the flows store shares the gateway's file: ':memory:' cannot")
+        self._path = path.removeprefix("sqlite://")
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open the connection (the schema is migrated by the gateway's store)."""
+        db = await aiosqlite.connect(self._path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def _c(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("flows store is not open")
+        return self._db
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            db = self._c
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        async with self._lock, self._c.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        async with self._lock, self._c.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    # -- events, customers, orders -------------------------------------------------------
+
+    async def ingest(
+        self,
+        event: NewEvent,
+        customer: CustomerRecord | None,
+        order: OrderRecord | None,
+    ) -> bool:
+        """Store the event (and customer, order) in one commit; False if its id was seen."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO flow_events (event_id, type, customer_id, order_id,"
+                " occurred_at, received_at, payload) VALUES (?,?,?,?,?,?,?)",
+                (
+                    event.event_id,
+                    event.type,
+                    event.customer_id,
+                    event.order_id,
+                    to_db(event.occurred_at),
+                    to_db(event.received_at),
+                    event.payload,
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            now = to_db(event.received_at)
+            if customer is not None:
+                await db.execute(
+                    "INSERT INTO flow_customers (id, phone, name, locale, timezone, country,"
+                    " consent_transactional, consent_marketing, consent_source, consent_at,"
+                    " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+                    " phone=excluded.phone, name=COALESCE(excluded.name, name),"
+                    " locale=COALESCE(excluded.locale, locale),"
+                    " timezone=COALESCE(excluded.timezone, timezone), country=excluded.country,"
+                    " consent_transactional=excluded.consent_transactional,"
+                    " consent_marketing=excluded.consent_marketing,"
+                    " consent_source=excluded.consent_source, consent_at=excluded.consent_at,"
+                    " updated_at=excluded.updated_at",
+                    (
+                        customer.id,
+                        customer.phone,
+                        customer.name,
+                        customer.locale,
+                        customer.timezone,
+                        customer.country,
+                        int(customer.consent_transactional),
+                        int(customer.consent_marketing),
+                        customer.consent_source,
+                        opt_to_db(customer.consent_at),
+                        now,
+                    ),
+                )
+            if order is not None:
+                await db.execute(
+                    "INSERT INTO flow_orders (id, customer_id, placed_at, status, total, currency,"
+                    " payload, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE"
+                    " SET status=excluded.status, total=excluded.total,"
+                    " currency=excluded.currency, payload=excluded.payload,"
+                    " updated_at=excluded.updated_at",
+                    (
+                        order.id,
+                        order.customer_id,
+                        to_db(order.placed_at),
+                        order.status,
+                        str(order.total),
+                        order.currency,
+                        json.dumps(order.data, ensure_ascii=False),
+                        now,
+                    ),
+                )
+            return True
+
+    async def customer(self, customer_id: str) -> CustomerRecord | None:
+        """One customer, or None."""
+        row = await self._one("SELECT * FROM flow_customers WHERE id = ?", (customer_id,))
+        return None if row is None else _customer(row)
+
+    async def order(self, order_id: str) -> OrderRecord | None:
+        """One order, or None."""
+        row = await self._one("SELECT * FROM flow_orders WHERE id = ?", (order_id,))
+        return None if row is None else _order(row)
+
+    async def orders_of(self, customer_id: str) -> list[OrderRecord]:
+        """Every order of a customer, oldest first."""
+        rows = await self._all(
+            "SELECT * FROM flow_orders WHERE customer_id = ? ORDER BY placed_at", (customer_id,)
+        )
+        return [_order(r) for r in rows]
+
+    # -- enrolments ----------------------------------------------------------------------
+
+    async def enrol(self, items: list[EnrolmentRecord], now: datetime) -> list[str]:
+        """Insert enrolments not already made from the same event; returns the new ids."""
+        created: list[str] = []
+        async with self._tx() as db:
+            for e in items:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO flow_enrolments (id, flow, customer_id, order_id,"
+                    " event_id, status, step, due_at, waiting_for, started_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        e.id,
+                        e.flow,
+                        e.customer_id,
+                        e.order_id,
+                        e.event_id,
+                        e.status.value,
+                        e.step,
+                        opt_to_db(e.due_at),
+                        e.waiting_for,
+                        to_db(e.started_at),
+                        to_db(now),
+                    ),
+                )
+                if cur.rowcount:
+                    created.append(e.id)
+        return created
+
+    async def enrolment(self, enrolment_id: str) -> EnrolmentRecord | None:
+        """One enrolment, or None."""
+        row = await self._one("SELECT * FROM flow_enrolments WHERE id = ?", (enrolment_id,))
+        return None if row is None else _enrolment(row)
+
+    async def open_enrolments(self, customer_id: str) -> list[EnrolmentRecord]:
+        """A customer's enrolments still running (active or waiting), oldest first."""
+        rows = await self._all(
+            "SELECT * FROM flow_enrolments WHERE customer_id = ?"
+            " AND status IN ('active','waiting') ORDER BY started_at, id",
+            (customer_id,),
+        )
+        return [_enrolment(r) for r in rows]
+
+    async def due_enrolments(self, now: datetime, limit: int) -> list[EnrolmentRecord]:
+        """Enrolments whose next step (or wait timeout) is due, earliest first."""
+        rows = await self._all(
+            "SELECT * FROM flow_enrolments WHERE status IN ('active','waiting')"
+            " AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, started_at, id LIMIT ?",
+            (to_db(now), limit),
+        )
+        return [_enrolment(r) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        """The earliest due time of any running enrolment."""
+        row = await self._one(
+            "SELECT MIN(due_at) AS t FROM flow_enrolments WHERE status IN ('active','waiting')",
+            (),
+        )
+        return opt_from_db(row["t"]) if row is not None else None
+
+    async def move(
+        self,
+        enrolment_id: str,
+        *,
+        status: EnrolmentStatus,
+        step: int,
+        due_at: datetime | None,
+        waiting_for: str | None,
+        now: datetime,
+        exit_reason: str | None = None,
+    ) -> None:
+        """Set where an enrolment is."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE flow_enrolments SET status = ?, step = ?, due_at = ?, waiting_for = ?,"
+                " exit_reason = ?, updated_at = ? WHERE id = ?",
+                (
+                    status.value,
+                    step,
+                    opt_to_db(due_at),
+                    waiting_for,
+                    exit_reason,
+                    to_db(now),
+                    enrolment_id,
+                ),
+            )
+
+    # -- links and clicks ----------------------------------------------------------------
+
+    async def add_links(
+        self, enrolment_id: str, step: str, links: list[tuple[str, str]], now: datetime
+    ) -> None:
+        """Store ``(code, url)`` pairs made for one step of one enrolment."""
+        async with self._tx() as db:
+            await db.executemany(
+                "INSERT INTO flow_links (code, url, enrolment_id, step, created_at)"
+                " VALUES (?,?,?,?,?)",
+                [(code, url, enrolment_id, step, to_db(now)) for code, url in links],
+            )
+
+    async def links_of(self, enrolment_id: str, step: str) -> dict[str, str]:
+        """The links already made for a step: url -> code (a retried step reuses them)."""
+        rows = await self._all(
+            "SELECT code, url FROM flow_links WHERE enrolment_id = ? AND step = ?",
+            (enrolment_id, step),
+        )
+        return {r["url"]: r["code"] for r in rows}
+
+    async def link(self, code: str) -> LinkTarget | None:
+        """Where ``code`` goes, and when the message that carried it was delivered."""
+        row = await self._one(
+            "SELECT l.code, l.url, l.enrolment_id, l.step, e.customer_id, e.flow,"
+            " (SELECT MAX(p.delivered_at) FROM flow_sends s JOIN parts p"
+            "   ON p.message_id = s.message_id"
+            "   WHERE s.enrolment_id = l.enrolment_id AND s.step = l.step) AS delivered_at"
+            " FROM flow_links l LEFT JOIN flow_enrolments e ON e.id = l.enrolment_id"
+            " WHERE l.code = ?",
+            (code,),
+        )
+        if row is None:
+            return None
+        return LinkTarget(
+            row["code"],
+            row["url"],
+            row["enrolment_id"],
+            row["step"],
+            row["customer_id"],
+            row["flow"],
+            opt_from_db(row["delivered_at"]),
+        )
+
+    async def record_click(
+        self,
+        code: str,
+        at: datetime,
+        *,
+        method: str,
+        user_agent: str | None,
+        counted: bool,
+        reason: str | None,
+    ) -> int:
+        """Record one hit on a short link; returns its sequence number."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO flow_clicks (code, at, method, user_agent, counted, reason)"
+                " VALUES (?,?,?,?,?,?)",
+                (code, to_db(at), method, (user_agent or "")[:500], int(counted), reason),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def clicked(self, enrolment_id: str, step: str) -> bool:
+        """Whether a counted click hit a link of that step."""
+        row = await self._one(
+            "SELECT 1 FROM flow_clicks c JOIN flow_links l ON l.code = c.code"
+            " WHERE l.enrolment_id = ? AND l.step = ? AND c.counted = 1 LIMIT 1",
+            (enrolment_id, step),
+        )
+        return row is not None
+
+    # -- sends ---------------------------------------------------------------------------
+
+    async def record_send(self, send: NewSend) -> None:
+        """Record what a send step did (once per enrolment and step)."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO flow_sends (enrolment_id, flow, step, customer_id, phone,"
+                " category, outcome, message_id, at, send_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    send.enrolment_id,
+                    send.flow,
+                    send.step,
+                    send.customer_id,
+                    send.phone,
+                    send.category,
+                    send.outcome,
+                    send.message_id,
+                    to_db(send.at),
+                    to_db(send.send_at),
+                ),
+            )
+
+    async def sent_step(self, enrolment_id: str, step: str) -> NewSend | None:
+        """What a send step of an enrolment did, if it ran."""
+        row = await self._one(
+            "SELECT * FROM flow_sends WHERE enrolment_id = ? AND step = ?", (enrolment_id, step)
+        )
+        if row is None:
+            return None
+        return NewSend(
+            row["enrolment_id"],
+            row["flow"],
+            row["step"],
+            row["customer_id"],
+            row["phone"],
+            row["category"],
+            row["outcome"],
+            row["message_id"],
+            from_db(row["at"]),
+            from_db(row["send_at"]),
+        )
+
+    async def send_times(
+        self, customer_id: str, since: datetime, category: str | None
+    ) -> list[datetime]:
+        """When messages to a customer go (``send_at``) from ``since`` on, all or one category."""
+        rows = await self._all(
+            "SELECT send_at FROM flow_sends WHERE customer_id = ? AND outcome = 'sent'"
+            " AND send_at >= ? AND (? IS NULL OR category = ?) ORDER BY send_at",
+            (customer_id, to_db(since), category, category),
+        )
+        return [from_db(r["send_at"]) for r in rows]
+
+    async def replied(self, phone: str, since: datetime) -> bool:
+        """Whether an SMS from ``phone`` arrived after ``since``."""
+        row = await self._one(
+            "SELECT 1 FROM inbound_messages WHERE sender = ? AND first_received_at > ? LIMIT 1",
+            (phone, to_db(since)),
+        )
+        return row is not None
+
+    async def optout_scope(self, phone: str) -> str | None:
+        """The scope of ``phone``'s opt-out entry, if any."""
+        row = await self._one("SELECT scope FROM optouts WHERE number = ?", (phone,))
+        return None if row is None else str(row["scope"])
+
+    # -- metrics -------------------------------------------------------------------------
+
+    async def enrolled_counts(self, since: datetime) -> dict[str, int]:
+        """Enrolments started since ``since``, per flow."""
+        rows = await self._all(
+            "SELECT flow, COUNT(*) AS n FROM flow_enrolments WHERE started_at >= ? GROUP BY flow",
+            (to_db(since),),
+        )
+        return {r["flow"]: int(r["n"]) for r in rows}
+
+    async def step_counts(
+        self, since: datetime, *, reply_window: float, conversion_window: float
+    ) -> list[StepCounts]:
+        """Per flow and send step: sends since ``since`` and what followed each."""
+        # Windows are compared with julianday() of stored times: no SQL now() is involved.
+        rows = await self._all(
+            """
+            SELECT s.flow, s.step,
+              SUM(s.outcome = 'sent') AS sent,
+              SUM(s.outcome != 'sent') AS skipped,
+              SUM(m.status = 'delivered') AS delivered,
+              SUM(m.status IN ('failed','expired')) AS failed,
+              SUM(EXISTS (SELECT 1 FROM flow_links l JOIN flow_clicks c ON c.code = l.code
+                  WHERE l.enrolment_id = s.enrolment_id AND l.step = s.step
+                  AND c.counted = 1)) AS clicked,
+              SUM(s.outcome = 'sent' AND EXISTS (SELECT 1 FROM inbound_messages i
+                  WHERE i.sender = s.phone AND i.first_received_at > s.send_at
+                  AND julianday(i.first_received_at) <= julianday(s.send_at) + ? / 86400.0))
+                  AS replied,
+              SUM(s.outcome = 'sent' AND EXISTS (SELECT 1 FROM optouts o
+                  WHERE o.number = s.phone AND o.created_at > s.send_at
+                  AND julianday(o.created_at) <= julianday(s.send_at) + ? / 86400.0)) AS opted_out,
+              SUM(s.outcome = 'sent' AND EXISTS (SELECT 1 FROM flow_orders o
+                  JOIN flow_enrolments e ON e.id = s.enrolment_id
+                  WHERE o.customer_id = s.customer_id
+                  AND o.id IS NOT COALESCE(e.order_id, '')
+                  AND o.placed_at > s.send_at
+                  AND julianday(o.placed_at) <= julianday(s.send_at) + ? / 86400.0)) AS converted
+            FROM flow_sends s LEFT JOIN messages m ON m.id = s.message_id
+            WHERE s.at >= ?
+            GROUP BY s.flow, s.step ORDER BY s.flow, MIN(s.seq)
+            """,
+            (reply_window, reply_window, conversion_window, to_db(since)),
+        )
+        return [
+            StepCounts(
+                r["flow"],
+                r["step"],
+                *(
+                    int(r[k] or 0)
+                    for k in (
+                        "sent",
+                        "skipped",
+                        "delivered",
+                        "failed",
+                        "clicked",
+                        "replied",
+                        "opted_out",
+                        "converted",
+                    )
+                ),
+            )
+            for r in rows
+        ]
+
+
+def _customer(row: sqlite3.Row) -> CustomerRecord:
+    return CustomerRecord(
+        id=row["id"],
+        phone=row["phone"],
+        name=row["name"],
+        locale=row["locale"],
+        timezone=row["timezone"],
+        country=row["country"],
+        consent_transactional=bool(row["consent_transactional"]),
+        consent_marketing=bool(row["consent_marketing"]),
+        consent_source=row["consent_source"],
+        consent_at=opt_from_db(row["consent_at"]),
+    )
+
+
+def _order(row: sqlite3.Row) -> OrderRecord:
+    data = json.loads(row["payload"])
+    return OrderRecord(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        placed_at=from_db(row["placed_at"]),
+        status=row["status"],
+        total=Decimal(row["total"]),
+        currency=row["currency"],
+        data=data if isinstance(data, dict) else {},
+    )
+
+
+def _enrolment(row: sqlite3.Row) -> EnrolmentRecord:
+    return EnrolmentRecord(
+        id=row["id"],
+        flow=row["flow"],
+        customer_id=row["customer_id"],
+        order_id=row["order_id"],
+        event_id=row["event_id"],
+        status=EnrolmentStatus(row["status"]),
+        step=int(row["step"]),
+        due_at=opt_from_db(row["due_at"]),
+        waiting_for=row["waiting_for"],
+        started_at=from_db(row["started_at"]),
+        exit_reason=row["exit_reason"],
+    )
