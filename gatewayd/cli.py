@@ -1,4 +1,4 @@
-"""The ``gatewayd`` command line: run, check-config, demo."""
+"""The ``gatewayd`` command line: run, check-config, demo, and the admin commands."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from gatewayd import __version__
+from gatewayd import __version__, admin
 from gatewayd.config import ConfigError, GatewayConfig, load_config
 
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--modems", type=int, default=2, metavar="N", help="simulated modems (default: 2)"
     )
+    admin.add_commands(sub)
     return parser
 
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config, sys.stdout, sys.stderr)
+    if args.command in admin.COMMANDS:
+        return admin.run(args, sys.stdout, sys.stderr)
     if args.command == "run":
         try:
             config = load_config(args.config)
