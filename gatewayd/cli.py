@@ -10,6 +10,7 @@ from typing import TextIO
 
 from gatewayd import __version__, admin
 from gatewayd.config import ConfigError, GatewayConfig, load_config
+from gatewayd.flows import check as flows_check
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--modems", type=int, default=2, metavar="N", help="simulated modems (default: 2)"
     )
     admin.add_commands(sub)
+    flows_check.add_command(sub)
     return parser
 
 
@@ -53,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config, sys.stdout, sys.stderr)
+    if args.command == "flows":
+        return flows_check.run(args, sys.stdout, sys.stderr)
     if args.command in admin.COMMANDS:
         return admin.run(args, sys.stdout, sys.stderr)
     if args.command == "run":

@@ -23,6 +23,7 @@ from aiohttp import web
 from drivers.clock import Clock, SystemClock
 from drivers.modem import Modem
 from gatewayd.api import ApiSettings, ApiState, create_app
+from gatewayd.api.events import create_short_link_app
 from gatewayd.config import (
     ConfigError,
     GatewayConfig,
@@ -33,9 +34,11 @@ from gatewayd.config import (
 )
 from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
+from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
 from gatewayd.store import Store, StoreError, open_store
+from gatewayd.store.flows_sqlite import SqliteFlowStore
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +101,9 @@ class Daemon:
         self.gateway: Gateway | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
+        self.flows: FlowEngine | None = None
+        self._flow_store: SqliteFlowStore | None = None
+        self._links_runner: web.AppRunner | None = None
         self._watchdog: WatchdogPinger | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._status_changed = asyncio.Event()
@@ -133,6 +139,7 @@ class Daemon:
                 observers=self.gateway.observers,
             )
             self.store.on_outbox(self.webhooks.wake)
+            await self._start_flows()
             self.api_state = ApiState(ApiSettings.from_config(config, secrets.tokens))
             app = create_app(
                 self.gateway,
@@ -141,6 +148,7 @@ class Daemon:
                 clock=self.clock,
                 max_body_bytes=config.api.max_body_bytes,
                 resources=[self._webhooks_running],
+                flows=self.flows,
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
             await self._runner.setup()
@@ -160,6 +168,40 @@ class Daemon:
             for modem in self.modems:
                 modem.on_state_change(lambda _state, _reason: self._status_changed.set())
             self._status_task = asyncio.create_task(self._status_loop(status), name="sd-status")
+
+    async def _start_flows(self) -> None:
+        """Flows, when configured: the engine and the short-link listener (its own port)."""
+        settings = self.config.flows
+        if settings.file is None or self.gateway is None:
+            return
+        flows = load_flows(settings.file)
+        for p in check_templates(flows, settings):
+            log.info(
+                "flows.template",
+                name=p.template,
+                lang=p.language,
+                encoding=p.encoding.value,
+                segments=p.segments,
+                flags=list(p.flags),
+            )
+        self._flow_store = SqliteFlowStore(self.config.database)
+        await self._flow_store.open()
+        self.flows = FlowEngine(self.gateway, self._flow_store, flows, settings, clock=self.clock)
+        self.flows.start()
+        host, _, port = settings.short_link_listen.rpartition(":")
+        self._links_runner = web.AppRunner(
+            create_short_link_app(self.flows), access_log=None, shutdown_timeout=CLOSE_SECONDS / 2
+        )
+        await self._links_runner.setup()
+        await web.TCPSite(self._links_runner, host.strip("[]"), int(port)).start()
+
+    @property
+    def short_link_address(self) -> tuple[str, int]:
+        """The (host, port) short links are served on (the real port when the config said 0)."""
+        if self._links_runner is None or not self._links_runner.addresses:
+            raise RuntimeError("short links are not served")
+        host, port = self._links_runner.addresses[0][:2]
+        return str(host), int(port)
 
     def status_line(self) -> str:
         """The one-line state systemd shows: modems ready and queue depth."""
@@ -248,6 +290,14 @@ class Daemon:
         if self._runner is not None:
             await _bounded("api", self._runner.cleanup())
             self._runner = None
+        if self._links_runner is not None:
+            await _bounded("short links", self._links_runner.cleanup())
+            self._links_runner = None
+        if self.flows is not None:
+            await _bounded("flows", self.flows.stop())
+        if self._flow_store is not None:
+            await _bounded("flows store", self._flow_store.close())
+            self._flow_store = None
         if self.webhooks is not None:  # stopped with the API already, unless start failed
             await _bounded("webhooks", self.webhooks.stop())
         if self.modems:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 
 from drivers.clock import Clock
+from gatewayd.api.events import FLOWS
+from gatewayd.api.events import ROUTES as FLOW_ROUTES
 from gatewayd.api.handlers import ROUTES
 from gatewayd.api.keys import (
     CLOCK,
@@ -19,6 +21,7 @@ from gatewayd.api.keys import (
 from gatewayd.api.middleware import auth_middleware, error_middleware
 from gatewayd.api.status import install as install_status
 from gatewayd.core import Gateway
+from gatewayd.flows import FlowEngine
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
 
@@ -31,6 +34,7 @@ def create_app(
     clock: Clock,
     max_body_bytes: int,
     resources: Sequence[Resource] = (),
+    flows: FlowEngine | None = None,
 ) -> web.Application:
     """The /v1 application over ``gateway``.
 
@@ -48,6 +52,9 @@ def create_app(
     app[STATE] = state
     app.cleanup_ctx.extend(resources)
     app.add_routes(ROUTES)
+    if flows is not None:  # /v1/events and /v1/flows/metrics (gatewayd.api.events)
+        app[FLOWS] = flows
+        app.add_routes(FLOW_ROUTES)
     # GET /metrics (a registry per app) and the status page with its login.
     install_status(app)
     return app
