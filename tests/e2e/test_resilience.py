@@ -20,6 +20,7 @@ import pytest
 from drivers.clock import SystemClock
 from drivers.sim import SentRecord, SimModem, SimNetwork
 from tests.e2e.daemon import Running, running_daemon, write_config
+from tests.e2e.test_limits import most_in_any_window
 
 FINAL = frozenset({"delivered", "failed", "expired", "cancelled", "unconfirmed"})
 LONG = "recogida disponible en tienda hasta el viernes a las ocho. " * 3  # 2 GSM-7 parts
@@ -41,10 +42,10 @@ def text_of(i: int) -> str:
     return f"Pedido {i}: " + (LONG if i % 3 == 0 else "ha salido del almacén")
 
 
-async def submit_all(d: Running, count: int) -> dict[str, dict[str, Any]]:
-    """Submit ``count`` messages; returns the 202 bodies by recipient."""
+async def submit_all(d: Running, count: int, start: int = 0) -> dict[str, dict[str, Any]]:
+    """Submit messages ``start`` to ``count - 1``; returns the 202 bodies by recipient."""
     accepted = {}
-    for i in range(count):
+    for i in range(start, count):
         status, body = await d.call(
             "POST", "/v1/messages", {"to": recipient(i), "text": text_of(i)}
         )
@@ -211,3 +212,70 @@ async def test_failover_when_a_modem_vanishes_mid_queue(
         for mid in ids:
             _, again = await d.call("GET", f"/v1/messages/{mid}")
             assert again["status"] == final[mid]["status"]
+
+
+async def test_sigkill_mid_run_then_restart_on_the_same_database(
+    net: SimNetwork, tmp_path: Path
+) -> None:
+    # Quectel routes status reports to storage (+CDSI): reports that arrive while no daemon
+    # runs wait in the modem for the next start's sweep.
+    sim = await net.add_modem(profile="quectel", transport="pty", latency=(0.3, 0.3))
+    config = write_config(tmp_path, [sim.url])
+    config.write_text(config.read_text().replace("max_per_minute = 100", "max_per_minute = 8"))
+    three_parts = "Pedido 500: " + LONG * 2  # 3 GSM-7 parts, sent first
+    async with running_daemon(config) as d:
+        status, first = await d.call(
+            "POST", "/v1/messages", {"to": recipient(0), "text": three_parts}
+        )
+        assert (status, first["segments"]) == (202, 3), first
+        accepted = {recipient(0): first, **(await submit_all(d, 12, start=1))}
+        # SIGKILL while part 2 of 3 is in flight: Ctrl-Z written, no +CMGS read.
+        await sim.wait_sent(1, timeout=20)
+        latencies = sum(1 for e in sim.events if e.kind == "latency")
+        await sim.wait_event("latency", count=latencies + 1, timeout=20)
+        d.proc.kill()
+        await d.proc.wait()
+    # The simulator still sends the part it was given (and answers a port nobody reads).
+    await sim.wait_sent(2, timeout=5)
+    ids = [m["id"] for m in accepted.values()]
+    async with running_daemon(config) as d:
+        # The limit survives the restart: 8 parts in the first minute across both lives,
+        # then the queue waits for the window (the test does not wait that minute).
+        await sim.wait_sent(8, timeout=20)
+        waiting = await d.wait_for(
+            "/v1/messages?status=queued&limit=500",
+            lambda b: len(b["items"]) + len(by_recipient(sim.sent)) == len(ids),
+        )
+        # The SIM has no room left this minute, and only the waiting messages are pending.
+        await d.wait_for(
+            "/v1/modems",
+            lambda b: (
+                b["modems"][0]["headroom"]["minute"] == 0
+                and b["modems"][0]["queue_depth"] == len(waiting["items"])
+            ),
+        )
+        for msg in waiting["items"]:
+            status, body = await d.call("DELETE", f"/v1/messages/{msg['id']}")
+            assert (status, body["status"]) == (200, "cancelled"), body
+        final_ = await settled(d, ids)
+
+    assert most_in_any_window(net.sent, 60) <= 8
+    assert len(sim.sent) == 8
+    logs = by_recipient(sim.sent)
+    # The message cut by the crash: part 2's outcome was unknown -> unconfirmed, never
+    # resent; the same SIM came back at once and continued with part 3.
+    cut = final_[first["id"]]
+    assert cut["status"] == "unconfirmed", cut
+    assert [p["status"] for p in cut["parts"]] == ["delivered", "unconfirmed", "delivered"]
+    assert one_whole_copy(logs[recipient(0)], 3)
+    assert not cut["stray_part_possible"]
+    for to, body in accepted.items():
+        msg = final_[body["id"]]
+        if to == recipient(0):
+            continue
+        if msg["status"] == "cancelled":
+            assert to not in logs
+        else:
+            assert msg["status"] == "delivered", msg
+            assert one_whole_copy(logs[to], body["segments"]), logs[to]
+    assert sum(m["status"] == "cancelled" for m in final_.values()) == len(waiting["items"]) > 0
