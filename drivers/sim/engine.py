@@ -195,11 +195,6 @@ class AtEngine:
         self._in_prompt = False
         self._held_urcs: list[tuple[str, ...]] = []
         self._after_echo: list[tuple[str, ...]] = []
-        # Echo: bytes that arrive while the engine waits for input are echoed at once (as a
-        # modem echoes typed characters); bytes queued behind a running command are echoed
-        # when it reads them. _echoed counts the head of _buf already echoed.
-        self._waiting = False
-        self._echoed = 0
 
     def start(self) -> None:
         """Start reading commands."""
@@ -218,7 +213,6 @@ class AtEngine:
         """Drop pending input and any command in progress, as a rebooting modem does."""
         await self.stop()
         self._buf.clear()
-        self._echoed = 0
         self._in_prompt = False
         self._held_urcs.clear()
         self._after_echo.clear()
@@ -230,13 +224,8 @@ class AtEngine:
             self._host.record("ignored", data.decode("latin-1"))
             return
         self._buf += data
-        if self._waiting and self._host.echo_enabled():
-            self._host.write(data.replace(bytes((CTRL_Z,)), b"").replace(bytes((ESC,)), b""))
-            self._echoed = len(self._buf)
         if len(self._buf) > MAX_LINE and CTRL_Z not in self._buf and b"\r" not in self._buf:
-            dropped = len(self._buf) - MAX_LINE
-            del self._buf[:dropped]
-            self._echoed = max(0, self._echoed - dropped)
+            del self._buf[:-MAX_LINE]
         self._data.set()
 
     def emit_urc(self, lines: Sequence[str]) -> None:
@@ -259,38 +248,32 @@ class AtEngine:
         self._in_prompt = True
         self._host.write(b"\r\n> ")
         self._host.record("prompt", "")
-        body, terminator, echoed = await self._read_until(bytes((CTRL_Z, ESC)))
+        body, terminator = await self._read_until(bytes((CTRL_Z, ESC)))
         if self._host.echo_enabled():
-            self._host.write(body[echoed:])
+            self._host.write(body)
         return None if terminator == ESC else body
 
-    async def _read_until(self, terminators: bytes) -> tuple[bytes, int, int]:
-        """The bytes before the first terminator, the terminator, and how many were echoed."""
+    async def _read_until(self, terminators: bytes) -> tuple[bytes, int]:
         while True:
             hits = [i for i in (self._buf.find(t) for t in terminators) if i >= 0]
             if hits:
                 at = min(hits)
                 chunk, terminator = bytes(self._buf[:at]), self._buf[at]
                 del self._buf[: at + 1]
-                echoed = min(self._echoed, at + 1)
-                self._echoed -= echoed
-                return chunk, terminator, echoed
+                return chunk, terminator
             self._data.clear()
-            self._waiting = True
-            try:
-                await self._data.wait()
-            finally:
-                self._waiting = False
+            await self._data.wait()
 
     async def _run(self) -> None:
         while True:
-            raw, _, echoed = await self._read_until(b"\r")
-            if self._host.echo_enabled():
-                self._host.write((raw + b"\r")[echoed:])
-            text = raw.lstrip(b"\n").decode("latin-1")
+            raw, _ = await self._read_until(b"\r")
+            raw = raw.lstrip(b"\n")
+            text = raw.decode("latin-1")
             start = text.upper().find("AT")
             if start < 0 or not self._host.responsive():
                 continue
+            if self._host.echo_enabled():
+                self._host.write(raw + b"\r")
             try:
                 await self._command_line(text[start + 2 :])
             except asyncio.CancelledError:
