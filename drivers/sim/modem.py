@@ -434,15 +434,18 @@ class SimModem:
 
     def drain_inbound(self) -> None:
         """Hand held inbound PDUs to the modem while it can take them."""
-        while self._inbound and self._ack_pending is None:
-            if self.network_registration() not in (RegStat.HOME, RegStat.ROAMING):
-                return
-            if self.sim_busy():
-                return
-            pdu, kind = self._inbound[0]
-            if not self._accept(pdu, kind):
-                return
-            self._inbound.popleft()
+        if self.network_registration() not in (RegStat.HOME, RegStat.ROAMING):
+            return
+        if self.sim_busy():
+            return
+        # In order; what cannot be taken now (a full store, an unacknowledged +CMT) stays
+        # held without blocking the rest (a status report need not wait for a full SM).
+        held: deque[tuple[bytes, PduKind]] = deque()
+        while self._inbound:
+            pdu, kind = self._inbound.popleft()
+            if self._ack_pending is not None or not self._accept(pdu, kind):
+                held.append((pdu, kind))
+        self._inbound = held
         self._waiters.notify()
 
     def drain_after_reply(self) -> None:

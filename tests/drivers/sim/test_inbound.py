@@ -206,3 +206,24 @@ async def test_modem_to_modem(clock: ManualClock, net: SimNetwork) -> None:
     assert cds.strip().endswith(",0")
     await ca.close()
     await cb.close()
+
+
+async def test_status_report_not_blocked_by_a_full_store(
+    clock: ManualClock, net: SimNetwork
+) -> None:
+    modem = await net.add_modem("generic")
+    modem.stores["SM"].capacity = 1
+    client = await AtClient.open(modem.url)
+    await client.command("ATE0;+CNMI=2,1,0,1,0")
+    for text in ("ocupa", "espera"):
+        await net.inject_inbound(to=modem.msisdn, sender=SENDER, text=text)
+    assert modem.held_inbound == 1
+    part = encode_submit(SENDER, "con informe")[0]
+    await client.write(f"AT+CMGS={part.length}\r".encode())
+    await client.read_until(b"> ")
+    await client.write(part.hex().encode() + b"\x1a")
+    await client.read_until(b"OK\r\n")
+    await clock.advance(5.0)
+    await client.read_until(re.compile(rb"\+CDS: \d+\r\n[0-9A-F]+\r\n"))
+    assert modem.held_inbound == 1
+    await client.close()
