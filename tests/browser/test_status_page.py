@@ -148,7 +148,17 @@ async def test_log_in_and_see_every_modem(site: Site, tmp_path: Path) -> None:
             phone = await browser.new_context(
                 viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
             )
-            await phone.add_cookies([cookie])
+            await phone.add_cookies(
+                [
+                    {
+                        "name": cookie["name"],
+                        "value": cookie["value"],
+                        "url": site.url,
+                        "httpOnly": True,
+                        "sameSite": "Strict",
+                    }
+                ]
+            )
             mobile = await phone.new_page()
             await mobile.goto(site.url + "/")
             await mobile.locator('article[data-modem="modem-1"]').wait_for(state="visible")
