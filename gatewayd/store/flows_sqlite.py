@@ -212,7 +212,7 @@ class SqliteFlowStore:
         """A customer's enrolments still running (active or waiting), oldest first."""
         rows = await self._all(
             "SELECT * FROM flow_enrolments WHERE customer_id = ?"
-            " AND status IN ('active','waiting') ORDER BY started_at, id",
+            " AND status IN ('active','waiting') ORDER BY started_at, rowid",
             (customer_id,),
         )
         return [_enrolment(r) for r in rows]
@@ -221,7 +221,7 @@ class SqliteFlowStore:
         """Enrolments whose next step (or wait timeout) is due, earliest first."""
         rows = await self._all(
             "SELECT * FROM flow_enrolments WHERE status IN ('active','waiting')"
-            " AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, started_at, id LIMIT ?",
+            " AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, rowid LIMIT ?",
             (to_db(now), limit),
         )
         return [_enrolment(r) for r in rows]

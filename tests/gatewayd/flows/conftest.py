@@ -1,0 +1,8 @@
+import pytest
+
+from drivers.clock import ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()

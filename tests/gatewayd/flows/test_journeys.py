@@ -1,0 +1,300 @@
+"""Whole journeys of the example flows (config/flows.toml) on the gateway with fake modems
+and a manual clock: offsets, digital orders, quiet hours, caps, STOP mid-flow, restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from drivers.clock import ManualClock
+from gatewayd.flows import FlowEngine, load_flows
+from gatewayd.store.flows_base import EnrolmentStatus
+from gatewayd.store.flows_sqlite import SqliteFlowStore
+from tests.gatewayd.flows.harness import (
+    BASE,
+    CAPSULES,
+    EBOOK,
+    ES,
+    EXAMPLE_FLOWS,
+    FlowHarness,
+    settings,
+    start_flows,
+)
+
+HOUR = 3600.0
+DAY = 86_400.0
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Madrid
+
+
+async def enrolments(fh: FlowHarness, customer: str = "c-1") -> dict[str, EnrolmentStatus]:
+    rows = await fh.store._all(
+        "SELECT flow, status FROM flow_enrolments WHERE customer_id = ?", (customer,)
+    )
+    return {r["flow"]: EnrolmentStatus(r["status"]) for r in rows}
+
+
+async def test_first_physical_order_gets_each_message_in_order_at_its_offset(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        out = await fh.emit("order.placed", tracking_url="https://track.example.com/ES1")
+        assert set(out.enrolled) == {"order_confirmation", "reengagement"}
+        await fh.modem.wait_sends(1)
+        await fh.advance(2 * HOUR)
+        await fh.emit("order.shipped", carrier="Correos", tracking_url="https://t.example/ES1")
+        await fh.modem.wait_sends(2)
+        await fh.advance(2 * DAY)
+        delivered_at = clock.now()
+        await fh.emit("order.delivered")
+        await fh.modem.wait_sends(3)
+        await fh.advance(8 * DAY)
+
+        texts = fh.texts()
+        times = [s.at for s in fh.sends]
+        assert len(texts) == 5, texts
+        # Brand first; Spanish folded to GSM 7-bit ("envío" -> "envio"); links shortened.
+        assert texts[0].startswith("Tienda: Hola Ana, hemos recibido tu pedido O-1")
+        assert "Cafetera Express" in texts[0] and "89,90" in texts[0]
+        assert "en camino con Correos" in texts[1] and "Sigue el envio" in texts[1]
+        assert "entregado" in texts[2]
+        assert "Cafetera Express" in texts[3] and "Guia rapida" in texts[3]
+        assert "opinion" in texts[4] and texts[4].endswith("Responde BAJA para darte de baja")
+        assert all(f"{BASE}/s/" in t for t in texts)
+        assert not any("track.example" in t or "shop.example" in t for t in texts)
+        assert "BAJA" not in "".join(texts[:4])  # transactional: no opt-out clause
+        assert times[0] == T0
+        assert times[1] == T0 + timedelta(hours=2)
+        assert times[2] == delivered_at
+        assert times[3] == delivered_at + timedelta(days=1)  # set-up help next day
+        assert times[4] == delivered_at + timedelta(days=7)  # review a week after delivery
+        state = await enrolments(fh)
+        assert state["after_delivery"] is EnrolmentStatus.DONE
+        assert state["reengagement"] is EnrolmentStatus.ACTIVE  # 30 days are not over
+    finally:
+        await fh.close()
+
+
+async def test_digital_order_skips_shipping_and_gets_access_then_review(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        out = await fh.emit("order.placed", items=[EBOOK], locale="en_GB", total="9.90")
+        assert set(out.enrolled) == {"order_confirmation", "digital_onboarding", "reengagement"}
+        await fh.modem.wait_sends(2)
+        shipped = await fh.emit("order.shipped", items=[EBOOK], locale="en_GB")
+        assert shipped.enrolled == ()
+        await fh.advance(4 * DAY)
+        texts = fh.texts()
+        assert len(texts) == 3, texts
+        assert texts[0].startswith("Tienda: Hi Ana, we have your order O-1 (Guia del cafe)")
+        assert "is ready" in texts[1]
+        assert not any("on its way" in t for t in texts)
+        assert texts[2].endswith("Reply STOP to opt out")
+        assert fh.sends[2].at == T0 + timedelta(days=3)
+    finally:
+        await fh.close()
+
+
+async def test_quiet_hours_defer_marketing_to_the_window_in_the_recipients_zone(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        # New York: the review falls due at 09:00 UTC = 04:00 local; it waits until 09:00
+        # local (14:00 UTC). The transactional access message goes at once at night.
+        await fh.emit("order.placed", items=[EBOOK], locale="en_US", timezone="America/New_York")
+        await fh.modem.wait_sends(2)
+        assert [s.at for s in fh.sends] == [T0, T0]
+        await fh.advance(3 * DAY + 4 * HOUR)
+        assert len(fh.sends) == 2  # due at 09:00 UTC, still night in New York
+        await fh.advance(2 * HOUR)
+        assert len(fh.sends) == 3
+        assert fh.sends[2].at == T0 + timedelta(days=3, hours=5)
+    finally:
+        await fh.close()
+
+
+async def test_quiet_hours_take_the_intersection_of_a_countrys_zones(
+    tmp_path: Path,
+) -> None:
+    # +34: Madrid (UTC+1) and the Canaries (UTC+0). At 08:30 UTC Madrid is awake (09:30)
+    # but the Canaries are not (08:30): marketing waits for 09:00 UTC.
+    clock = ManualClock(datetime(2026, 1, 5, 8, 30, tzinfo=UTC))
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK])
+        await fh.modem.wait_sends(2)
+        await fh.advance(3 * DAY + 20 * 60)
+        assert len(fh.sends) == 2
+        await fh.advance(20 * 60)
+        assert len(fh.sends) == 3
+        assert fh.sends[2].at == datetime(2026, 1, 8, 9, 0, tzinfo=UTC)
+    finally:
+        await fh.close()
+
+
+CAP_FLOWS = """
+[templates.a]
+es = "Oferta A {{ order.id }}"
+[templates.b]
+es = "Oferta B {{ order.id }}"
+[templates.c]
+es = "Aviso C {{ order.id }}"
+[templates.d]
+es = "Aviso D {{ order.id }}"
+[[flows]]
+name = "promo_a"
+trigger = "order.delivered"
+category = "marketing"
+steps = [{ send = "a" }]
+[[flows]]
+name = "promo_b"
+trigger = "order.delivered"
+category = "marketing"
+steps = [{ send = "b" }]
+[[flows]]
+name = "notice_c"
+trigger = "order.shipped"
+steps = [{ send = "c" }]
+[[flows]]
+name = "notice_d"
+trigger = "order.shipped"
+steps = [{ send = "d" }]
+"""
+
+
+async def test_a_frequency_cap_and_the_minimum_gap_hold(tmp_path: Path, clock: ManualClock) -> None:
+    path = tmp_path / "flows.toml"
+    path.write_text(CAP_FLOWS)
+    fh = await start_flows(
+        tmp_path, clock, load_flows(path), settings(marketing_per_day=1, min_gap_seconds=600)
+    )
+    try:
+        await fh.emit("order.shipped")
+        await fh.advance(HOUR)
+        # Two transactional notices at once: the second keeps the 10-minute gap.
+        assert [s.at for s in fh.sends] == [T0, T0 + timedelta(minutes=10)]
+        await fh.emit("order.delivered")
+        await fh.advance(12 * HOUR)
+        assert len(fh.sends) == 3  # one marketing message per day
+        await fh.advance(13 * HOUR)
+        assert len(fh.sends) == 4
+        marketing = fh.sends[2:]
+        assert marketing[1].at - marketing[0].at == timedelta(days=1)
+        assert {t.split(" ")[2] for t in fh.texts()[2:]} == {"A", "B"}
+    finally:
+        await fh.close()
+
+
+async def test_stop_mid_flow_ends_every_marketing_step(tmp_path: Path, clock: ManualClock) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK, CAPSULES])
+        await fh.modem.wait_sends(2)  # confirmation and digital access
+        await fh.advance(HOUR)
+        await fh.modem.receive_text(ES, "Baja", clock.now())
+        await fh.modem.wait_sends(3)  # the core's confirmation of the opt-out
+        assert fh.texts()[2] == "Baja confirmada."
+        await fh.advance(120 * DAY)
+        assert len(fh.sends) == 3  # no review, no replenishment, no re-engagement
+        rows = await fh.store._all(
+            "SELECT flow, status, exit_reason FROM flow_enrolments ORDER BY flow", ()
+        )
+        ended = {r["flow"]: (r["status"], r["exit_reason"]) for r in rows}
+        for flow in ("digital_onboarding", "replenishment", "reengagement"):
+            assert ended[flow] == ("exited", "opted_out"), flow
+        # The STOP (scope all) is never narrowed to a marketing opt-out by the flow's end.
+        assert await fh.store.optout_scope(ES) == "all"
+    finally:
+        await fh.close()
+
+
+async def test_marketing_without_consent_is_skipped_and_transactional_still_goes(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK], marketing=False)
+        await fh.advance(4 * DAY)
+        assert len(fh.sends) == 2  # confirmation and access; the review is marketing
+        sent = await fh.store._all("SELECT step, outcome FROM flow_sends ORDER BY seq", ())
+        assert ("feedback", "no_consent") in [(r["step"], r["outcome"]) for r in sent]
+    finally:
+        await fh.close()
+
+
+async def test_replenishment_is_timed_from_usage_days(tmp_path: Path, clock: ManualClock) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[CAPSULES], total="9.95")
+        await fh.advance(26 * DAY)
+        reminders = [s for s in fh.sends if "se acabaran pronto" in s.text]
+        assert [s.at for s in reminders] == [T0 + timedelta(days=25)]  # 30 days less 5
+    finally:
+        await fh.close()
+
+
+async def test_a_cancelled_order_exits_its_shipping_flows(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed")
+        await fh.emit("order.shipped")
+        out = await fh.emit("order.cancelled")
+        assert out.exited == 1
+        await fh.emit("order.delivered")
+        await fh.advance(8 * DAY)
+        assert not any("entregado" in t for t in fh.texts())
+        assert (await enrolments(fh))["after_delivery"] is EnrolmentStatus.EXITED
+    finally:
+        await fh.close()
+
+
+async def test_an_event_id_is_idempotent_and_unknown_types_are_kept(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        from tests.gatewayd.flows.harness import event
+
+        body = event("order.placed", at=clock.now())
+        first = await fh.post(body)
+        again = await fh.post(body)
+        assert not first.duplicate and again.duplicate and again.enrolled == ()
+        other = await fh.post(event("cart.abandoned", at=clock.now(), with_order=False))
+        assert other.enrolled == () and not other.duplicate
+        await fh.advance(HOUR)
+        assert len(fh.sends) == 1
+        rows = await fh.store._all("SELECT type FROM flow_events ORDER BY seq", ())
+        assert [r["type"] for r in rows] == ["order.placed", "cart.abandoned"]
+    finally:
+        await fh.close()
+
+
+async def test_a_restart_resumes_every_enrolment_where_it_was(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK])
+        await fh.modem.wait_sends(2)
+        await fh.advance(DAY)
+        # The engine goes away (a restart): a new one on the same file carries on.
+        await fh.engine.stop()
+        await fh.store.close()
+        store = SqliteFlowStore(str(tmp_path / "gw.db"))
+        await store.open()
+        fh.store = store
+        fh.engine = FlowEngine(
+            fh.h.gateway, store, load_flows(EXAMPLE_FLOWS), settings(), clock=clock
+        )
+        fh.engine.start()
+        await fh.h.advance(2 * DAY)
+        await fh.modem.wait_sends(3)
+        assert fh.sends[2].at == T0 + timedelta(days=3)
+        assert "opinion" in fh.sends[2].text
+    finally:
+        await fh.close()
