@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -165,6 +166,14 @@ def _dash(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _time(iso: str) -> str:
+    """An API time (ISO 8601, UTC) to the second, for a table."""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
+
+
 def _short(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= TEXT_COLUMN else flat[: TEXT_COLUMN - 1] + "…"
@@ -220,7 +229,7 @@ def messages(client: Client, args: argparse.Namespace) -> list[str]:
     rows = [
         [
             m["id"],
-            m["created_at"],
+            _time(m["created_at"]),
             m["to"],
             m["status"],
             str(m["segments"]),
@@ -231,14 +240,16 @@ def messages(client: Client, args: argparse.Namespace) -> list[str]:
     ]
     if not rows:
         return ["no messages" + (f" with status {args.status}" if args.status else "")]
-    return table(["ID", "CREATED", "TO", "STATUS", "PARTS", "ERROR", "TEXT"], rows)
+    return table(["ID", "CREATED (UTC)", "TO", "STATUS", "PARTS", "ERROR", "TEXT"], rows)
 
 
 def optouts(client: Client, args: argparse.Namespace) -> list[str]:
     """``gatewayd optouts add|remove|list``"""
     if args.action == "list":
         page = client.call("GET", "/v1/optouts?limit=500")
-        rows = [[o["number"], o["scope"], o["source"], o["created_at"]] for o in page["items"]]
+        rows = [
+            [o["number"], o["scope"], o["source"], _time(o["created_at"])] for o in page["items"]
+        ]
         return table(["NUMBER", "SCOPE", "SOURCE", "SINCE"], rows) if rows else ["no opt-outs"]
     if not args.number:
         raise AdminError(f"optouts {args.action}: a NUMBER is required")

@@ -101,8 +101,8 @@ async def test_send_then_list_messages_by_status(running: Path) -> None:
                 break
             await asyncio.sleep(0.05)
     header, row = listed.out.splitlines()
-    assert header.split() == ["ID", "CREATED", "TO", "STATUS", "PARTS", "ERROR", "TEXT"]
-    assert row.split()[2:6] == ["+34611000001", "delivered", "1", "-"]
+    assert header.split() == ["ID", "CREATED", "(UTC)", "TO", "STATUS", "PARTS", "ERROR", "TEXT"]
+    assert row.split()[3:7] == ["+34611000001", "delivered", "1", "-"]
     none = await gatewayd("messages", "--config", str(running), "--status", "failed")
     assert none.out.strip() == "no messages with status failed"
 
