@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,9 +23,10 @@ from drivers.modem import ModemState
 from drivers.pdu import StatusReport, decode, encode_status_report
 from drivers.sim import SimNetwork
 from gatewayd.config import load_config
-from gatewayd.config.model import Limits
+from gatewayd.config.model import Limits, WebhookConfig
 from gatewayd.core import SubmitRequest
 from gatewayd.core.observe import MessageQueued, WebhookAttempted
+from gatewayd.core.webhooks import WebhookWorker
 from gatewayd.daemon import Daemon
 from gatewayd.metrics import Activity, GatewayMetrics
 from gatewayd.sdnotify import Notifier
@@ -163,6 +165,39 @@ async def test_inbound_optouts_and_webhooks(fakes: Harness, clock: ManualClock) 
     assert value(s, "gatewayd_webhook_deliveries_total", event="message.sent") == 1
     assert value(s, "gatewayd_webhook_failures_total", event="message.sent", gave_up="false") == 1
     assert value(s, "gatewayd_webhook_failures_total", event="message.failed", gave_up="true") == 1
+
+
+async def test_the_webhook_worker_reports_its_attempts(fakes: Harness, clock: ManualClock) -> None:
+    answers = [500, 200]
+
+    async def hook(_request: web.Request) -> web.Response:
+        return web.Response(status=answers.pop(0))
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    metrics = GatewayMetrics(fakes.gateway)
+    worker = WebhookWorker(
+        fakes.store,
+        WebhookConfig(backoff_base_seconds=1.0),
+        secret=None,
+        clock=clock,
+        observers=fakes.gateway.observers,
+    )
+    try:
+        fakes.store.set_webhook_url(f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+        await fakes.gateway.add_optout(A)
+        assert await worker.deliver_due() == 1
+        await clock.advance(1.0)
+        assert await worker.deliver_due() == 1
+    finally:
+        await worker.stop()
+        await runner.cleanup()
+    s = scrape(metrics)
+    assert value(s, "gatewayd_webhook_failures_total", event="optout.created", gave_up="false") == 1
+    assert value(s, "gatewayd_webhook_deliveries_total", event="optout.created") == 1
 
 
 async def test_state_gauges_are_read_at_scrape_time(fakes: Harness) -> None:
