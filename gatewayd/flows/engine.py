@@ -376,7 +376,7 @@ class FlowEngine:
             # An existing entry stays as it is: a STOP (scope all) must never be narrowed.
             if customer is not None and await self.store.optout_scope(customer.phone) is None:
                 await self.gateway.add_optout(
-                    customer.phone, scope=OptOutScope.MARKETING, source=f"flow:{e.flow}"
+                    customer.phone, scope=OptOutScope.MARKETING, source=e.flow
                 )
         await self._end(e, EnrolmentStatus.EXITED, now, action.reason, step=i)
 
