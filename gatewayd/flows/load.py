@@ -301,10 +301,7 @@ class _Parser:
     def condition(self, raw: Any, key: str, *, sends: tuple[str, ...]) -> Condition:
         table = self._table(raw, key)
         allowed = ["segment", "kind", "category", "locale", "country", "delivery_method"]
-        allowed += ["consumable"]
-        if sends:
-            allowed += ["clicked", "replied"]
-        self._keys(table, allowed, key)
+        self._keys(table, [*allowed, "consumable", "clicked", "replied"], key)
         segments = tuple(
             self._enum(Segment, s, f"{key}.segment")
             for s in (self._strs(table["segment"], f"{key}.segment") if "segment" in table else ())

@@ -174,7 +174,7 @@ def event(
     if with_order:
         body["order"] = {
             "id": order,
-            "items": list(items if items is not None else [COFFEE_MACHINE]),
+            "items": [dict(i) for i in (items if items is not None else [COFFEE_MACHINE])],
             "total": total,
             "currency": "EUR",
             **order_fields,
