@@ -166,8 +166,11 @@ class FlowEngine:
     async def _ingest(self, stored: NewEvent, event: Event | None) -> EventOutcome:
         customer = event.customer if event else None
         order = event.order if event else None
+        before = await self.store.customer(customer.id) if customer else None
         if not await self.store.ingest(stored, customer, order):
             return EventOutcome(stored.event_id, duplicate=True)
+        if customer and before and before.consent_marketing and not customer.consent_marketing:
+            await self._withdraw_marketing(customer.phone, "consent")
         if stored.customer_id is None:
             return EventOutcome(stored.event_id, duplicate=False)
         now = self.clock.now()
@@ -373,12 +376,15 @@ class FlowEngine:
     async def _exit(self, e: EnrolmentRecord, action: Exit, now: datetime, i: int) -> None:
         if action.unsubscribe:
             customer = await self.store.customer(e.customer_id)
-            # An existing entry stays as it is: a STOP (scope all) must never be narrowed.
-            if customer is not None and await self.store.optout_scope(customer.phone) is None:
-                await self.gateway.add_optout(
-                    customer.phone, scope=OptOutScope.MARKETING, source=e.flow
-                )
+            if customer is not None:
+                await self._withdraw_marketing(customer.phone, e.flow)
         await self._end(e, EnrolmentStatus.EXITED, now, action.reason, step=i)
+
+    async def _withdraw_marketing(self, phone: str, source: str) -> None:
+        """A marketing-scope opt-out (DESIGN: opt-out scopes), unless one exists already:
+        a STOP (scope all) must never be narrowed to marketing."""
+        if await self.store.optout_scope(phone) is None:
+            await self.gateway.add_optout(phone, scope=OptOutScope.MARKETING, source=source)
 
     async def _move(self, e: EnrolmentRecord, step: int, due: datetime, now: datetime) -> None:
         await self.store.move(

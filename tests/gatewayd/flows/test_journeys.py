@@ -305,3 +305,87 @@ async def test_a_restart_resumes_every_enrolment_where_it_was(
         assert "opinion" in fh.sends[2].text
     finally:
         await fh.close()
+
+
+REPLY_FLOWS = """
+[templates.ask]
+es = "¿Todo bien con tu pedido {{ order.id }}? Responde SI o NO"
+fold_accents = true
+[templates.thanks]
+es = "Gracias por responder"
+[templates.nudge]
+es = "Seguimos aqui si nos necesitas"
+[[flows]]
+name = "check_in"
+trigger = "order.delivered"
+steps = [
+    { send = "ask" },
+    { wait = "1d" },
+    { if = { replied = "ask" }, then = "thank", else = "remind" },
+    { name = "thank", send = "thanks" },
+    { exit = "replied" },
+    { name = "remind", send = "nudge" },
+]
+"""
+
+
+async def test_a_branch_on_whether_the_customer_replied(tmp_path: Path, clock: ManualClock) -> None:
+    path = tmp_path / "flows.toml"
+    path.write_text(REPLY_FLOWS)
+    fh = await start_flows(tmp_path, clock, load_flows(path))
+    other = "+34600000002"
+    try:
+        await fh.emit("order.delivered")
+        await fh.emit("order.delivered", customer="c-2", phone=other, order="O-2")
+        await fh.modem.wait_sends(2)
+        await fh.advance(3600)
+        await fh.modem.receive_text(ES, "SI", clock.now())
+        await fh.advance(DAY)
+        assert fh.texts(ES)[1] == "Tienda: Gracias por responder"
+        assert fh.texts(other)[1] == "Tienda: Seguimos aqui si nos necesitas"
+        metrics = (await fh.engine.metrics(T0)).to_json()
+        [flow] = metrics["flows"]
+        steps = {s["step"]: s for s in flow["steps"]}
+        assert steps["ask"]["sent"] == 2
+        assert steps["ask"]["replied"] == 1
+        assert steps["ask"]["rates"]["replied"] == 0.5
+    finally:
+        await fh.close()
+
+
+async def test_withdrawn_marketing_consent_becomes_a_marketing_opt_out(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK])
+        await fh.emit("customer.updated", marketing=False, with_order=False)
+        assert await fh.store.optout_scope(ES) == "marketing"
+        [view] = (await fh.h.gateway.list_optouts()).items
+        assert view.source == "consent"
+        await fh.advance(4 * DAY)
+        assert len(fh.sends) == 2  # the review (marketing) never goes
+    finally:
+        await fh.close()
+
+
+async def test_an_order_soon_after_a_message_converts(tmp_path: Path, clock: ManualClock) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed", items=[EBOOK])
+        await fh.advance(3 * DAY)  # the review request goes
+        await fh.advance(2 * DAY)
+        await fh.emit("order.placed", order="O-2")
+        await fh.advance(DAY)
+        metrics = (await fh.engine.metrics(T0)).to_json()
+        flows = {f["flow"]: f for f in metrics["flows"]}
+        steps = {s["step"]: s for s in flows["digital_onboarding"]["steps"]}
+        assert steps["feedback"]["converted"] == 1
+        assert steps["digital_access"]["converted"] == 1
+        # The order that started a flow never counts as its own conversion.
+        [confirm] = flows["order_confirmation"]["steps"]
+        assert confirm["sent"] == 2
+        assert confirm["converted"] == 1  # O-2 after O-1's confirmation (within 7 days)
+        assert flows["order_confirmation"]["enrolled"] == 2
+    finally:
+        await fh.close()
