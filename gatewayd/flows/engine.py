@@ -108,8 +108,6 @@ class FlowEngine:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Set while the loop sleeps until its next due time (observability, tests).
-        self.idle = asyncio.Event()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -129,7 +127,6 @@ class FlowEngine:
 
     def wake(self) -> None:
         """Make the loop look for due steps now."""
-        self.idle.clear()
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -145,11 +142,9 @@ class FlowEngine:
             until = min(until, cap) if until is not None else cap
             sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
             waker = asyncio.ensure_future(self._wake.wait())
-            self.idle.set()
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                self.idle.clear()
                 for fut in (sleeper, waker):
                     fut.cancel()
 
@@ -474,7 +469,11 @@ class FlowEngine:
                 "locale": customer.locale,
             },
             "order": order_context(facts.order.data) if facts.order else {},
-            "event": {"type": flow.trigger, "event_id": e.event_id},
+            "event": {
+                "type": flow.trigger,
+                "event_id": e.event_id,
+                "data": await self.store.event_data(e.event_id),
+            },
             "links": self.flows.links,
             "brand": self.settings.brand,
         }

@@ -209,5 +209,5 @@ SAMPLE: dict[str, Any] = {
         "placed_at": "2026-01-05T09:00:00Z",
         "url": "https://shop.example.com/orders/100234",
     },
-    "event": {"type": "order.placed", "event_id": "evt-1", "data": {}},
+    "event": {"type": "order.placed", "event_id": "evt-1", "data": {"coupon": "HOLA10"}},
 }

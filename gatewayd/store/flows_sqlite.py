@@ -157,6 +157,13 @@ class SqliteFlowStore:
                 )
             return True
 
+    async def event_data(self, event_id: str) -> dict[str, Any]:
+        """The ``data`` object an event carried (empty when none)."""
+        row = await self._one("SELECT payload FROM flow_events WHERE event_id = ?", (event_id,))
+        body = json.loads(row["payload"]) if row is not None else {}
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else {}
+
     async def customer(self, customer_id: str) -> CustomerRecord | None:
         """One customer, or None."""
         row = await self._one("SELECT * FROM flow_customers WHERE id = ?", (customer_id,))

@@ -17,6 +17,7 @@ from tests.gatewayd.flows.harness import (
     ES,
     EXAMPLE_FLOWS,
     FlowHarness,
+    event,
     settings,
     start_flows,
 )
@@ -262,8 +263,6 @@ async def test_an_event_id_is_idempotent_and_unknown_types_are_kept(
 ) -> None:
     fh = await start_flows(tmp_path, clock)
     try:
-        from tests.gatewayd.flows.harness import event
-
         body = event("order.placed", at=clock.now())
         first = await fh.post(body)
         again = await fh.post(body)
@@ -387,5 +386,30 @@ async def test_an_order_soon_after_a_message_converts(tmp_path: Path, clock: Man
         assert confirm["sent"] == 2
         assert confirm["converted"] == 1  # O-2 after O-1's confirmation (within 7 days)
         assert flows["order_confirmation"]["enrolled"] == 2
+    finally:
+        await fh.close()
+
+
+async def test_templates_see_the_event_data_and_money_in_the_customers_locale(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "flows.toml"
+    path.write_text(
+        '[templates.t]\nes = "Cupon {{ event.data.coupon }} para {{ money(order.total) }}"\n'
+        'en = "Coupon {{ event.data.coupon }} for {{ money(order.total) }}"\n'
+        '[[flows]]\nname = "f"\ntrigger = "order.placed"\nsteps = [{ send = "t" }]\n'
+    )
+    fh = await start_flows(tmp_path, clock, load_flows(path))
+    try:
+        for customer, phone, locale in (("c-1", ES, "es_ES"), ("c-2", "+34600000002", "en_US")):
+            body = event("order.placed", at=clock.now(), customer=customer, phone=phone)
+            body["customer"]["locale"] = locale
+            body["data"] = {"coupon": "HOLA10"}
+            await fh.post(body)
+        await fh.modem.wait_sends(2)
+        assert fh.texts() == [
+            "Tienda: Cupon HOLA10 para 89,90 €",
+            "Tienda: Coupon HOLA10 for €89.90",
+        ]
     finally:
         await fh.close()
