@@ -91,7 +91,8 @@ async def test_numbers_are_masked_as_in_the_logs(
     stack.daemon.gateway.observers.subscribe(
         lambda e: received.set() if isinstance(e, InboundReceived) else None
     )
-    await stack.net.inject_inbound(to=stack.sim.msisdn, sender="+34622000002", text="Hola")
+    text = "<b>Hola</b> llamadme al +34655111222"
+    await stack.net.inject_inbound(to=stack.sim.msisdn, sender="+34622000002", text=text)
     async with asyncio.timeout(10):
         await received.wait()
     await login(browser)
@@ -100,9 +101,13 @@ async def test_numbers_are_masked_as_in_the_logs(
         ("+34611000001", "+3461*****01"),
         ("+34911222333", "+3491*****33"),
         ("+34622000002", "+3462*****02"),
+        ("+34655111222", "+3465*****22"),
     ]:
         assert number not in html
         assert masked in html
+    # What an SMS says is text, never markup.
+    assert "<b>Hola" not in html
+    assert "&lt;b&gt;Hola&lt;/b&gt;" in html
     # The delivered message is in the last 24 hours' numbers and the chart.
     assert 'class="delivered"' in html
     assert re.search(r'id="delivery-rate"><b>100\.0 %</b>', html)

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from drivers.clock import ManualClock
 from gatewayd.api.sessions import MAX_SESSIONS, Sessions
-from gatewayd.api.status import Bar, build_chart, signal_bars
+from gatewayd.api.status import Bar, build_chart, inbound_row, signal_bars
+from gatewayd.core import InboundView
 from gatewayd.metrics import Activity
 
 TOKEN = b"token-0123456789"
@@ -15,6 +16,17 @@ TOKEN = b"token-0123456789"
 def test_signal_bars_follow_handset_steps() -> None:
     steps = (None, -113, -104, -103, -93, -83, -73, -51)
     assert [signal_bars(d) for d in steps] == [0, 0, 0, 1, 2, 3, 4, 4]
+
+
+def test_numbers_are_masked_only_when_the_logs_mask_them() -> None:
+    clock = ManualClock()
+    view = InboundView(
+        1, "i1", "+34622000002", "soy +34622000002", "m1", "SIM", False, 1, 1, clock.now()
+    )
+    masked = inbound_row(view, mask=True)
+    assert (masked.sender, masked.text) == ("+3462*****02", "soy +3462*****02")
+    plain = inbound_row(view, mask=False)
+    assert (plain.sender, plain.text) == ("+34622000002", "soy +34622000002")
 
 
 def test_an_empty_day_draws_no_bars_and_labels_every_sixth_hour() -> None:
