@@ -24,8 +24,8 @@ def facts(current: OrderRecord, *history: OrderRecord) -> Facts:
     return Facts(CUSTOMER, current, (*history, current), Decimal("300"))
 
 
-BEANS = {"name": "Cafe", "kind": "physical", "category": "coffee", "usage_days": 20}
-APP = {"name": "App", "kind": "digital", "category": "software"}
+BEANS: dict[str, object] = {"name": "Cafe", "kind": "physical", "category": "coffee", "usage_days": 20}
+APP: dict[str, object] = {"name": "App", "kind": "digital", "category": "software"}
 
 
 def test_first_time_returning_and_high_value() -> None:
