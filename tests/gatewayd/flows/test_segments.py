@@ -24,7 +24,12 @@ def facts(current: OrderRecord, *history: OrderRecord) -> Facts:
     return Facts(CUSTOMER, current, (*history, current), Decimal("300"))
 
 
-BEANS: dict[str, object] = {"name": "Cafe", "kind": "physical", "category": "coffee", "usage_days": 20}
+BEANS: dict[str, object] = {
+    "name": "Cafe",
+    "kind": "physical",
+    "category": "coffee",
+    "usage_days": 20,
+}
 APP: dict[str, object] = {"name": "App", "kind": "digital", "category": "software"}
 
 
