@@ -157,9 +157,16 @@ def _customer(value: Any, region: str) -> CustomerRecord:
     if not isinstance(consent, dict):
         raise ValidationError("customer.consent", "expected an object")
     at = consent.get("at")
-    country = value.get("country")
+    # The shipping address's country, when given, wins over the number's.
+    address = value.get("address")
+    if address is not None and not isinstance(address, dict):
+        raise ValidationError("customer.address", "expected an object")
+    country = (address or {}).get("country", value.get("country"))
     if country is not None and (not isinstance(country, str) or len(country) != 2):
-        raise ValidationError("customer.country", "expected an ISO 3166 code, e.g. 'ES'")
+        field = (
+            "customer.address.country" if address and "country" in address else "customer.country"
+        )
+        raise ValidationError(field, "expected an ISO 3166 code, e.g. 'ES'")
     return CustomerRecord(
         id=cid,
         phone=phone,
