@@ -369,6 +369,8 @@ def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:
         keys.append("api.listen")
     if old.api.max_body_bytes != new.api.max_body_bytes:
         keys.append("api.max_body_bytes")
+    if old.flows != new.flows:  # the engine and its listener are built at start
+        keys.append("flows")
     old_modems = {m.name: _hardware(m) for m in old.modems}
     new_modems = {m.name: _hardware(m) for m in new.modems}
     for name in sorted(old_modems.keys() | new_modems.keys()):

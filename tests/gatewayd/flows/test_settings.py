@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gatewayd.config import ConfigError, load_config
+from gatewayd.daemon import restart_needed
 
 BASE = 'database = "gw.db"\n[api]\ntoken_files = ["token"]\n'
 
@@ -44,3 +45,10 @@ def test_errors_name_the_key(tmp_path: Path, line: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, line + "\n"))
     assert info.value.key == key
+
+
+def test_a_changed_flows_section_needs_a_restart(tmp_path: Path) -> None:
+    old = load_config(write(tmp_path, 'brand = "A"\n'))
+    new = load_config(write(tmp_path, 'brand = "B"\n'))
+    assert "flows" in restart_needed(old, new)
+    assert "flows" not in restart_needed(old, old)
