@@ -320,6 +320,9 @@ class FlowEngine:
                 await self._move(e, i + 1, now + timedelta(seconds=seconds), now)
                 return
             if isinstance(action, WaitFor):
+                if await self._already_seen(flow, e, action.event):
+                    i += 1
+                    continue
                 await self.store.move(
                     e.id,
                     status=EnrolmentStatus.WAITING,
@@ -347,6 +350,13 @@ class FlowEngine:
             await self._exit(e, action, now, i)
             return
         await self._end(e, EnrolmentStatus.EXITED, now, "too_many_hops", step=i)
+
+    async def _already_seen(self, flow: Flow, e: EnrolmentRecord, event_type: str) -> bool:
+        # Events can arrive out of order (delivered posted before shipped): an order's event
+        # that came at any time counts; for a customer-wide flow, one since it started.
+        if flow.scope is Scope.ORDER and e.order_id is not None:
+            return await self.store.seen_event(event_type, e.customer_id, e.order_id, None)
+        return await self.store.seen_event(event_type, e.customer_id, None, e.started_at)
 
     def _wait_seconds(self, action: Wait, facts: Facts | None) -> float:
         if not action.usage_days:

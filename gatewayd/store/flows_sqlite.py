@@ -164,6 +164,17 @@ class SqliteFlowStore:
         data = body.get("data") if isinstance(body, dict) else None
         return data if isinstance(data, dict) else {}
 
+    async def seen_event(
+        self, type: str, customer_id: str, order_id: str | None, since: datetime | None
+    ) -> bool:
+        """Whether an event of ``type`` for the customer (and order) was stored (since then)."""
+        row = await self._one(
+            "SELECT 1 FROM flow_events WHERE type = ? AND customer_id = ?"
+            " AND (? IS NULL OR order_id = ?) AND (? IS NULL OR received_at >= ?) LIMIT 1",
+            (type, customer_id, order_id, order_id, opt_to_db(since), opt_to_db(since)),
+        )
+        return row is not None
+
     async def customer(self, customer_id: str) -> CustomerRecord | None:
         """One customer, or None."""
         row = await self._one("SELECT * FROM flow_customers WHERE id = ?", (customer_id,))

@@ -413,3 +413,20 @@ async def test_templates_see_the_event_data_and_money_in_the_customers_locale(
         ]
     finally:
         await fh.close()
+
+
+async def test_a_delivery_posted_before_the_shipment_does_not_hang_the_flow(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        await fh.emit("order.placed")
+        await fh.emit("order.delivered")
+        await fh.emit("order.shipped")
+        await fh.advance(3600)
+        texts = fh.texts()
+        assert any("entregado" in t for t in texts)
+        assert fh.sends[-1].at == T0
+        assert (await enrolments(fh))["after_delivery"] is EnrolmentStatus.ACTIVE
+    finally:
+        await fh.close()
