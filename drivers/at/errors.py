@@ -231,6 +231,7 @@ def error_from_final(command: str, final: str) -> AtError:
     ):
         if final.upper().startswith(prefix):
             text = final[len(prefix) :].strip()
-            code = int(text) if text.isdigit() else _code_from_text(text, table)
+            # isascii: a noisy line may hold "²", which isdigit() accepts and int() refuses.
+            code = int(text) if text.isascii() and text.isdigit() else _code_from_text(text, table)
             return cls(command, final, code, text)
     return AtError(command, final)

@@ -39,7 +39,8 @@ def split_fields(text: str) -> list[str]:
 
 def _int(value: str) -> int | None:
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    # isascii: str.isdigit() also accepts "²" and other digits int() refuses.
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def is_hex(text: str) -> bool:
