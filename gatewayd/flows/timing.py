@@ -117,9 +117,15 @@ def resolve_send_at(
 
 
 def _capped(t: datetime, times: Sequence[datetime], window: timedelta, limit: int) -> datetime:
-    # Rolling window: at most `limit` sends in (t - window, t]; else wait until enough of
-    # the oldest of them have left it.
-    inside = sorted(x for x in times if t - window < x <= t)
-    if len(inside) < limit:
-        return t
-    return inside[len(inside) - limit] + window
+    # Rolling window: no span shorter than `window` may hold more than `limit` sends, the
+    # new one included. Earlier sends may lie ahead of `t` (deferred by quiet hours), so
+    # look both ways; on a conflict move past the first send of the crowded group.
+    while True:
+        near = sorted(x for x in times if abs(x - t) < window)
+        for i in range(len(near) - limit + 1):
+            group = near[i : i + limit]
+            if max(group[-1], t) - min(group[0], t) < window:
+                t = group[0] + window
+                break
+        else:
+            return t

@@ -109,3 +109,20 @@ def test_the_result_is_never_quiet_anywhere_and_never_early(moment: datetime) ->
     assert moment <= got < moment + timedelta(hours=14)
     for zone in (MADRID, CANARY):
         assert not QUIET.quiet(got.astimezone(zone).time())
+
+
+def test_a_send_already_scheduled_later_counts_against_the_cap() -> None:
+    # A marketing message deferred to tomorrow 09:00 by quiet hours; one more today at noon
+    # would make two within 24 h, so it goes 24 h after tomorrow's.
+    caps = Caps(per_day=1, per_week=10, min_gap=timedelta(0))
+    later = at(9, day=6)
+    got = resolve_send_at(
+        at(12),
+        quiet=None,
+        zones=[MADRID],
+        caps=caps,
+        marketing=True,
+        marketing_times=[later],
+        all_times=[later],
+    )
+    assert got == at(9, day=7)
