@@ -174,12 +174,13 @@ class Gateway:
         self.store.on_queued(self.wake_all)
         now = self.clock.now()
         self._optouts.update(await self.store.optouts())
-        self._send_log = await self.store.send_log(now - timedelta(seconds=DAY))
         unconfirmed, requeued = await self.store.recover(
             now,
             resend_categories=resend_categories(cfg),
             bound_until=now + timedelta(seconds=cfg.sending.failover_wait_seconds),
         )
+        # After recover: it moves the counts of parts a crash left in flight.
+        self._send_log = await self.store.send_log(now - timedelta(seconds=DAY))
         if unconfirmed or requeued:
             log.warning("dispatch.recovered", unconfirmed=unconfirmed, requeued=requeued)
         for worker in self._workers.values():

@@ -788,16 +788,26 @@ class SqliteStore:
         when their category is in ``resend_categories``; messages left ``sending`` go back to
         the queue (bound to their SIM when parts went) or become sent/unconfirmed when no
         part is left. Returns (parts unconfirmed, parts requeued).
+
+        Such a part may have left its SIM any time up to now, so its count against the SIM's
+        limits moves to ``now`` (like ``part_sent`` moves it to the answer): counted at its
+        Ctrl-Z, the window would open early by as long as the modem took.
         """
         unconfirmed = requeued = 0
         async with self._tx() as tx:
             rows = await self._tx_all(
                 tx,
-                "SELECT p.message_id, p.seq, m.category FROM parts p JOIN messages m"
+                "SELECT p.message_id, p.seq, p.identity, m.category FROM parts p JOIN messages m"
                 " ON m.id = p.message_id WHERE p.status = 'sending'",
                 (),
             )
             for row in rows:
+                # One worker sends on a SIM at a time: its part in flight is its last count.
+                await tx.db.execute(
+                    "UPDATE send_log SET at = ? WHERE rowid = (SELECT rowid FROM send_log"
+                    " WHERE identity = ? ORDER BY at DESC LIMIT 1)",
+                    (to_db(now), row["identity"]),
+                )
                 resend = Category(row["category"]) in resend_categories
                 new = PartStatus.QUEUED if resend else PartStatus.UNCONFIRMED
                 await tx.db.execute(
