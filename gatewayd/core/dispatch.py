@@ -12,7 +12,8 @@ The rules (DESIGN: data path, Decisions):
   to the time ``send_pdu`` answered (the SMS left in between: windows stay whole however
   long the modem takes).
 * **Routing.** The store picks by priority, ``send_at``, age, among messages this modem may
-  take: its name or pool, no explicit other modem, not sticky to another *ready* SIM, not
+  take: its name or pool, no explicit other modem, not sticky to another *ready* SIM
+  (unless it names this modem: a named modem wins over stickiness, e.g. a keyword's reply), not
   bound to another *ready* SIM mid-message, and not the SIM a temporary error came from when
   another ready modem could take it (a message naming its modem stays with it).
 * **Multipart.** All parts go through one SIM. If it fails mid-message, the message stays

@@ -86,7 +86,7 @@ WHERE m.status = 'queued'
   AND (:max_parts IS NULL OR m.segments <= :max_parts)
   AND (m.identity IS NULL OR m.identity = :me
        OR m.identity NOT IN (SELECT value FROM json_each(:others)))
-  AND (:sticky = 0 OR s.identity IS NULL OR s.identity = :me
+  AND (:sticky = 0 OR m.modem IS NOT NULL OR s.identity IS NULL OR s.identity = :me
        OR s.identity = m.avoid_identity
        OR s.identity NOT IN (SELECT value FROM json_each(:others)))
   AND (m.avoid_identity IS NULL OR m.avoid_identity != :me OR m.modem IS NOT NULL
