@@ -2,7 +2,9 @@
 
 Every refusal is a :class:`~gatewayd.core.ValidationError` naming the field as a dotted
 path (``order.items[1].kind``): the API answers it with 422 in its one error shape.
-Unknown event types are valid: they are stored and start nothing.
+The engine knows ``order.placed``, ``order.shipped``, ``order.out_for_delivery``,
+``order.delivered``, ``order.cancelled`` (which need an order), ``customer.updated`` and
+``link.clicked``; other types are valid too: they are stored and start nothing.
 """
 
 from __future__ import annotations
@@ -20,19 +22,8 @@ from gatewayd.core import ValidationError
 from gatewayd.core.submit import normalise_number
 from gatewayd.store.flows_base import CustomerRecord, NewEvent, OrderRecord
 
-# The types the engine knows; others are kept for the record.
-KNOWN_TYPES = frozenset(
-    {
-        "order.placed",
-        "order.shipped",
-        "order.out_for_delivery",
-        "order.delivered",
-        "order.cancelled",
-        "customer.updated",
-        "link.clicked",
-    }
-)
 KINDS = ("physical", "digital")
+# The order events and the status they give the order.
 _ORDER_STATUS = {
     "order.placed": "placed",
     "order.shipped": "shipped",
@@ -45,22 +36,12 @@ _MAX_TEXT = 500
 
 @dataclass(frozen=True)
 class Event:
-    """One validated event: what is stored, and the customer and order it carries."""
+    """One validated event: what is stored (its ``data`` stays in the payload), and the
+    customer and order it carries."""
 
     stored: NewEvent
     customer: CustomerRecord | None
     order: OrderRecord | None
-    data: dict[str, Any]
-
-    @property
-    def type(self) -> str:
-        """The event type (``order.placed``, ...)."""
-        return self.stored.type
-
-    @property
-    def event_id(self) -> str:
-        """The caller's id that makes posting the event idempotent."""
-        return self.stored.event_id
 
 
 def parse_event(body: Any, *, region: str, now: datetime) -> Event:
@@ -97,7 +78,7 @@ def parse_event(body: Any, *, region: str, now: datetime) -> Event:
         received_at=now,
         payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
     )
-    return Event(stored, customer, order, data)
+    return Event(stored, customer, order)
 
 
 def _is_type(value: str) -> bool:

@@ -45,11 +45,6 @@ class Condition:
     clicked: str | None = None
     replied: str | None = None
 
-    @property
-    def empty(self) -> bool:
-        """True when nothing is tested."""
-        return self == Condition()
-
 
 @dataclass(frozen=True)
 class Wait:
