@@ -214,13 +214,16 @@ async def test_failover_when_a_modem_vanishes_mid_queue(
             assert again["status"] == final[mid]["status"]
 
 
+@pytest.mark.parametrize("rule", ["at_most_once", "at_least_once"])
 async def test_sigkill_mid_run_then_restart_on_the_same_database(
-    net: SimNetwork, tmp_path: Path
+    net: SimNetwork, tmp_path: Path, rule: str
 ) -> None:
     # Quectel routes status reports to storage (+CDSI): reports that arrive while no daemon
     # runs wait in the modem for the next start's sweep.
     sim = await net.add_modem(profile="quectel", transport="pty", latency=(0.3, 0.3))
-    config = write_config(tmp_path, [sim.url])
+    config = write_config(
+        tmp_path, [sim.url], f'[sending]\nunknown_outcome_transactional = "{rule}"\n'
+    )
     config.write_text(config.read_text().replace("max_per_minute = 100", "max_per_minute = 8"))
     three_parts = "Pedido 500: " + LONG * 2  # 3 GSM-7 parts, sent first
     async with running_daemon(config) as d:
@@ -262,13 +265,20 @@ async def test_sigkill_mid_run_then_restart_on_the_same_database(
     assert most_in_any_window(net.sent, 60) <= 8
     assert len(sim.sent) == 8
     logs = by_recipient(sim.sent)
-    # The message cut by the crash: part 2's outcome was unknown -> unconfirmed, never
-    # resent; the same SIM came back at once and continued with part 3.
     cut = final_[first["id"]]
-    assert cut["status"] == "unconfirmed", cut
-    assert [p["status"] for p in cut["parts"]] == ["delivered", "unconfirmed", "delivered"]
-    assert one_whole_copy(logs[recipient(0)], 3)
+    cut_log = logs[recipient(0)]
     assert not cut["stray_part_possible"]
+    assert len({r.concat_ref for r in cut_log}) == 1
+    if rule == "at_most_once":
+        # The default: part 2's outcome was unknown -> unconfirmed, never resent; the same
+        # SIM came back at once and continued with part 3.
+        assert cut["status"] == "unconfirmed", cut
+        assert [p["status"] for p in cut["parts"]] == ["delivered", "unconfirmed", "delivered"]
+        assert one_whole_copy(cut_log, 3)
+    else:
+        # Configured at-least-once: part 2 went again (the handset may hold it twice), then 3.
+        assert cut["status"] == "delivered", cut
+        assert [r.part for r in cut_log] == [1, 2, 2, 3]
     for to, body in accepted.items():
         msg = final_[body["id"]]
         if to == recipient(0):
