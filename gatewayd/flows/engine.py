@@ -129,7 +129,21 @@ class FlowEngine:
         """Make the loop look for due steps now."""
         self._wake.set()
 
+    async def recover(self) -> int:
+        """Process the events a crash left stored but unprocessed; returns how many."""
+        async with self._lock:
+            events = await self.store.unprocessed_events()
+            for stored in events:
+                await self._ingest(stored, None)
+        if events:
+            log.warning("flows.recovered_events", count=len(events))
+        return len(events)
+
     async def _loop(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("flows.recover_failed")
         while True:
             self._wake.clear()
             try:
@@ -167,6 +181,7 @@ class FlowEngine:
         if customer and before and before.consent_marketing and not customer.consent_marketing:
             await self._withdraw_marketing(customer.phone, "consent")
         if stored.customer_id is None:
+            await self.store.mark_processed(stored.event_id)
             return EventOutcome(stored.event_id, duplicate=False)
         now = self.clock.now()
         exited = resumed = 0
@@ -188,6 +203,7 @@ class FlowEngine:
                 )
                 resumed += 1
         enrolled = await self._trigger(stored, now)
+        await self.store.mark_processed(stored.event_id)
         log.info(
             "flows.event",
             type=stored.type,

@@ -139,7 +139,16 @@ class FlowStore(Protocol):
         customer: CustomerRecord | None,
         order: OrderRecord | None,
     ) -> bool:
-        """Store the event (and customer, order) in one commit; False if its id was seen."""
+        """Store the event (and customer, order) in one commit; False if its id was seen and
+        processed."""
+        ...
+
+    async def mark_processed(self, event_id: str) -> None:
+        """Record that everything an event starts, ends or resumes is done."""
+        ...
+
+    async def unprocessed_events(self) -> list[NewEvent]:
+        """Events stored but not processed (a crash came in between), oldest first."""
         ...
 
     async def event_data(self, event_id: str) -> dict[str, Any]:

@@ -93,7 +93,8 @@ class SqliteFlowStore:
         customer: CustomerRecord | None,
         order: OrderRecord | None,
     ) -> bool:
-        """Store the event (and customer, order) in one commit; False if its id was seen."""
+        """Store the event (and customer, order) in one commit; False if its id was seen and
+        processed (an event stored but not processed before a crash is taken again)."""
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO flow_events (event_id, type, customer_id, order_id,"
@@ -109,7 +110,12 @@ class SqliteFlowStore:
                 ),
             )
             if cur.rowcount == 0:
-                return False
+                async with db.execute(
+                    "SELECT processed FROM flow_events WHERE event_id = ?", (event.event_id,)
+                ) as seen:
+                    row = await seen.fetchone()
+                if row is None or row["processed"]:
+                    return False
             now = to_db(event.received_at)
             if customer is not None:
                 await db.execute(
@@ -156,6 +162,27 @@ class SqliteFlowStore:
                     ),
                 )
             return True
+
+    async def mark_processed(self, event_id: str) -> None:
+        """Record that everything an event starts, ends or resumes is done."""
+        async with self._tx() as db:
+            await db.execute("UPDATE flow_events SET processed = 1 WHERE event_id = ?", (event_id,))
+
+    async def unprocessed_events(self) -> list[NewEvent]:
+        """Events stored but not processed (a crash came in between), oldest first."""
+        rows = await self._all("SELECT * FROM flow_events WHERE processed = 0 ORDER BY seq", ())
+        return [
+            NewEvent(
+                event_id=r["event_id"],
+                type=r["type"],
+                customer_id=r["customer_id"],
+                order_id=r["order_id"],
+                occurred_at=from_db(r["occurred_at"]),
+                received_at=from_db(r["received_at"]),
+                payload=r["payload"],
+            )
+            for r in rows
+        ]
 
     async def event_data(self, event_id: str) -> dict[str, Any]:
         """The ``data`` object an event carried (empty when none)."""

@@ -9,9 +9,12 @@ CREATE TABLE flow_events (
     order_id TEXT,
     occurred_at TEXT NOT NULL,
     received_at TEXT NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    -- 0 until its enrolments, exits and resumes are done: a crash in between is redone.
+    processed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX flow_events_customer ON flow_events (customer_id, type, occurred_at);
+CREATE INDEX flow_events_unprocessed ON flow_events (seq) WHERE processed = 0;
 
 CREATE TABLE flow_customers (
     id TEXT PRIMARY KEY,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from drivers.clock import ManualClock
-from gatewayd.flows import FlowEngine, load_flows
+from gatewayd.flows import FlowEngine, load_flows, parse_event
 from gatewayd.store.flows_base import EnrolmentStatus
 from gatewayd.store.flows_sqlite import SqliteFlowStore
 from tests.gatewayd.flows.harness import (
@@ -428,5 +428,31 @@ async def test_a_delivery_posted_before_the_shipment_does_not_hang_the_flow(
         assert any("entregado" in t for t in texts)
         assert fh.sends[-1].at == T0
         assert (await enrolments(fh))["after_delivery"] is EnrolmentStatus.ACTIVE
+    finally:
+        await fh.close()
+
+
+async def test_an_event_stored_before_a_crash_is_processed_after_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    fh = await start_flows(tmp_path, clock)
+    try:
+        # A crash right after the event's commit: stored, nothing started yet.
+        first = parse_event(event("order.placed", at=clock.now()), region="ES", now=clock.now())
+        assert await fh.store.ingest(first.stored, first.customer, first.order)
+        assert await fh.engine.recover() == 1
+        await fh.settle()
+        await fh.modem.wait_sends(1)
+        assert await fh.engine.recover() == 0
+        # The shop retries another event whose processing was cut short: it is done now.
+        body = event("order.placed", at=clock.now(), order="O-2")
+        second = parse_event(body, region="ES", now=clock.now())
+        await fh.store.ingest(second.stored, second.customer, second.order)
+        retried = await fh.post(body)
+        assert not retried.duplicate
+        assert "order_confirmation" in retried.enrolled
+        assert (await fh.post(body)).duplicate
+        await fh.modem.wait_sends(2)
+        assert "O-2" in fh.texts()[1]
     finally:
         await fh.close()
