@@ -16,7 +16,7 @@ import pytest
 
 from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
-from gatewayd.config import load_config
+from gatewayd.config import ConfigError, load_config
 from gatewayd.daemon import Daemon
 from gatewayd.sdnotify import Notifier
 from tests.gatewayd.flows.harness import EXAMPLE_FLOWS, event
@@ -139,3 +139,19 @@ async def test_unknown_types_are_accepted_and_start_nothing(stack: Stack) -> Non
     assert status == 401
     status, reply = await stack.call("GET", "/v1/flows/metrics?since=yesterday")
     assert (status, reply["error"]["field"]) == (422, "since")
+
+
+async def test_a_bad_flows_file_stops_the_start_naming_file_and_key(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "flows.toml").write_text('[[flows]]\nname = "x"\ntrigger = "order.placed"\n')
+    path = tmp_path / "gatewayd.toml"
+    path.write_text(
+        'database = "gw.db"\n[api]\nlisten = "127.0.0.1:0"\ntoken_files = ["token"]\n'
+        '[flows]\nfile = "flows.toml"\nshort_link_listen = "127.0.0.1:0"\n'
+    )
+    daemon = Daemon(load_config(path), clock=SystemClock(), notifier=Notifier(None))
+    with pytest.raises(ConfigError) as info:
+        await daemon.start()
+    assert info.value.source == tmp_path / "flows.toml"
+    assert info.value.key == "flows[0].steps"
+    await daemon.stop()
