@@ -494,7 +494,7 @@ class FlowEngine:
                 "first_name": (customer.name or "").split(" ")[0],
                 "locale": customer.locale,
             },
-            "order": order_context(facts.order.data) if facts.order else {},
+            "order": order_context(facts.order) if facts.order else {},
             "event": {
                 "type": flow.trigger,
                 "event_id": e.event_id,

@@ -26,6 +26,7 @@ from drivers.pdu import Encoding
 from drivers.pdu.segments import segments
 from gatewayd.flows.links import shorten
 from gatewayd.flows.model import Template
+from gatewayd.store.flows_base import OrderRecord
 
 # The opt-out clause per language; the words are in the core's STOP family (gatewayd.toml).
 OPT_OUT_CLAUSE = {
@@ -123,11 +124,14 @@ def _tz(name: str) -> zoneinfo.ZoneInfo | Any:
         return UTC
 
 
-def order_context(order: Mapping[str, Any]) -> dict[str, Any]:
-    """An order as templates see it: its fields plus ``item_names`` ("A, B and C" ready)."""
-    items = order.get("items", [])
+def order_context(order: OrderRecord | Mapping[str, Any]) -> dict[str, Any]:
+    """An order as templates see it: its fields, ``placed_at`` and ``item_names``."""
+    data = dict(order.data) if isinstance(order, OrderRecord) else dict(order)
+    if isinstance(order, OrderRecord):
+        data["placed_at"] = order.placed_at.isoformat()
+    items = data.get("items", [])
     names = [str(i.get("name")) for i in items if isinstance(i, dict) and i.get("name")]
-    return {**order, "item_names": ", ".join(names)}
+    return {**data, "item_names": ", ".join(names)}
 
 
 def compose(body: str, *, brand: str, language: str, marketing: bool) -> str:

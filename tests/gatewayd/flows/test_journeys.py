@@ -395,8 +395,11 @@ async def test_templates_see_the_event_data_and_money_in_the_customers_locale(
 ) -> None:
     path = tmp_path / "flows.toml"
     path.write_text(
-        '[templates.t]\nes = "Cupon {{ event.data.coupon }} para {{ money(order.total) }}"\n'
-        'en = "Coupon {{ event.data.coupon }} for {{ money(order.total) }}"\n'
+        "[templates.t]\n"
+        'es = "Cupon {{ event.data.coupon }} para {{ money(order.total) }},'
+        " pedido del {{ date(order.placed_at, 'long') }}\"\n"
+        'en = "Coupon {{ event.data.coupon }} for {{ money(order.total) }},'
+        " order of {{ date(order.placed_at, 'long') }}\"\n"
         '[[flows]]\nname = "f"\ntrigger = "order.placed"\nsteps = [{ send = "t" }]\n'
     )
     fh = await start_flows(tmp_path, clock, load_flows(path))
@@ -408,8 +411,8 @@ async def test_templates_see_the_event_data_and_money_in_the_customers_locale(
             await fh.post(body)
         await fh.modem.wait_sends(2)
         assert fh.texts() == [
-            "Tienda: Cupon HOLA10 para 89,90 €",
-            "Tienda: Coupon HOLA10 for €89.90",
+            "Tienda: Cupon HOLA10 para 89,90 €, pedido del 5 de enero de 2026",
+            "Tienda: Coupon HOLA10 for €89.90, order of January 5, 2026",
         ]
     finally:
         await fh.close()
