@@ -333,6 +333,9 @@ class FlowEngine:
             if isinstance(action, Wait):
                 facts = facts or await self._facts(e.customer_id, e.order_id)
                 seconds = self._wait_seconds(action, facts)
+                if seconds <= 0:  # nothing to wait for (no usage_days): on at once
+                    i += 1
+                    continue
                 await self._move(e, i + 1, now + timedelta(seconds=seconds), now)
                 return
             if isinstance(action, WaitFor):

@@ -224,11 +224,15 @@ class _Parser:
             raise self.error(key, f"expected one of {', '.join(allowed)}, got {value!r}")
         return cls(value)
 
-    def _duration(self, value: Any, key: str) -> float:
+    def _duration(self, value: Any, key: str, *, zero: bool = False) -> float:
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from exc
+        # A zero wait in a loop of branches would spin: every wait takes some time.
+        if seconds <= 0 and not zero:
+            raise self.error(key, "must be longer than 0")
+        return seconds
 
     def step(
         self,
@@ -247,7 +251,7 @@ class _Parser:
         if kind == "wait":
             self._keys(table, ("name", "wait", "before"), key)
             if table["wait"] == "usage_days":
-                before = self._duration(table.get("before", "0s"), f"{key}.before")
+                before = self._duration(table.get("before", "0s"), f"{key}.before", zero=True)
                 action = Wait(0.0, usage_days=True, before_seconds=before)
             else:
                 action = Wait(self._duration(table["wait"], f"{key}.wait"))

@@ -83,6 +83,7 @@ def _flow(**changes: object) -> dict[str, object]:
     [
         (_flow(steps=[{"send": "nope"}]), "flows[0].steps[0].send", "no template"),
         (_flow(steps=[{"wait": "soon"}]), "flows[0].steps[0].wait", "duration"),
+        (_flow(steps=[{"wait": "0m"}]), "flows[0].steps[0].wait", "longer than 0"),
         (
             _flow(steps=[{"if": {"clicked": "t"}, "then": "exit"}, {"send": "t"}]),
             "flows[0].steps[0].if.clicked",
