@@ -224,29 +224,27 @@ class SqliteStore:
             for cb in self._outbox_listeners:
                 cb()
 
+    # Reads use execute_fetchall: one hop to the connection's thread instead of three
+    # (execute, fetch, close); each query here returns one row or a bounded list
+    # (docs/benchmarks.md).
+
     async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> sqlite3.Row | None:
-        async with self._r.execute(sql, params) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        return _first(await self._r.execute_fetchall(sql, params))
 
     async def _all(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[sqlite3.Row]:
-        async with self._r.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self._r.execute_fetchall(sql, params))
 
     @staticmethod
     async def _tx_one(
         tx: _Tx, sql: str, params: Sequence[Any] | dict[str, Any]
     ) -> sqlite3.Row | None:
-        async with tx.db.execute(sql, params) as cur:
-            row: sqlite3.Row | None = await cur.fetchone()
-            return row
+        return _first(await tx.db.execute_fetchall(sql, params))
 
     @staticmethod
     async def _tx_all(
         tx: _Tx, sql: str, params: Sequence[Any] | dict[str, Any]
     ) -> list[sqlite3.Row]:
-        async with tx.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await tx.db.execute_fetchall(sql, params))
 
     async def _history(
         self,
@@ -455,28 +453,27 @@ class SqliteStore:
         parts: bool = False,
         history: bool = False,
     ) -> MessageRecord | None:
-        async with db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)) as cur:
-            row = await cur.fetchone()
+        rows = await db.execute_fetchall("SELECT * FROM messages WHERE id = ?", (message_id,))
+        row = _first(rows)
         if row is None:
             return None
         part_rows = await self._load_parts(db, message_id) if parts else ()
         hist: tuple[HistoryRecord, ...] = ()
         if history:
-            async with db.execute(
-                "SELECT * FROM history WHERE message_id = ? ORDER BY seq", (message_id,)
-            ) as cur:
-                hist = tuple(
-                    HistoryRecord(from_db(h["at"]), h["status"], h["part_seq"], h["detail"])
-                    for h in await cur.fetchall()
+            hist = tuple(
+                HistoryRecord(from_db(h["at"]), h["status"], h["part_seq"], h["detail"])
+                for h in await db.execute_fetchall(
+                    "SELECT * FROM history WHERE message_id = ? ORDER BY seq", (message_id,)
                 )
+            )
         return _message(row, part_rows, hist)
 
     @staticmethod
     async def _load_parts(db: aiosqlite.Connection, message_id: str) -> tuple[PartRecord, ...]:
-        async with db.execute(
+        rows = await db.execute_fetchall(
             "SELECT * FROM parts WHERE message_id = ? ORDER BY seq", (message_id,)
-        ) as cur:
-            return tuple(_part(p) for p in await cur.fetchall())
+        )
+        return tuple(_part(p) for p in rows)
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -1295,6 +1292,10 @@ class SqliteStore:
         """How many reports matched no part."""
         row = await self._one("SELECT COUNT(*) AS n FROM unmatched_reports", ())
         return int(row["n"]) if row else 0
+
+
+def _first(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
+    return next(iter(rows), None)
 
 
 def _message(
