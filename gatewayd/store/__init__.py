@@ -1,7 +1,8 @@
-"""Persistence behind one interface (:class:`Store`): SQLite now, PostgreSQL later."""
+"""Persistence behind one interface (:class:`Store`): SQLite (one host) or PostgreSQL."""
 
 from gatewayd.store.base import Store
 from gatewayd.store.errors import (
+    ClaimLost,
     IdempotencyKeyReused,
     RecipientOptedOut,
     SchemaTooNew,
@@ -40,12 +41,25 @@ from gatewayd.store.sqlite import SqliteStore
 
 
 async def open_store(database: str, *, webhook_url: str | None = None) -> Store:
-    """The opened store for ``database`` (a SQLite path or ``sqlite:///path``), migrated."""
+    """The opened store for ``database``, migrated.
+
+    ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL store (many nodes);
+    anything else is a SQLite path or ``sqlite:///path``.
+    """
+    if database.startswith(("postgresql://", "postgres://")):
+        # Imported here: a SQLite-only host never loads asyncpg.
+        from gatewayd.store.postgres import PostgresStore
+
+        pg = PostgresStore(database, webhook_url=webhook_url)
+        await pg.open()
+        return pg
     if database.startswith("sqlite://"):
         database = database.removeprefix("sqlite://")
     elif "://" in database:
         scheme = database.split("://", 1)[0]
-        raise ValueError(f"database: unsupported scheme {scheme!r} (only SQLite is built in)")
+        raise ValueError(
+            f"database: unsupported scheme {scheme!r} (expected sqlite:// or postgresql://)"
+        )
     store = SqliteStore(database, webhook_url=webhook_url)
     await store.open()
     return store
@@ -54,6 +68,7 @@ async def open_store(database: str, *, webhook_url: str | None = None) -> Store:
 __all__ = [
     "GONE_OUT",
     "Category",
+    "ClaimLost",
     "HistoryRecord",
     "IdempotencyKeyReused",
     "InboundRecord",

@@ -36,3 +36,16 @@ class WrongState(StoreError):
 
 class SchemaTooNew(StoreError):
     """The database was migrated by a newer gatewayd than this one."""
+
+
+class ClaimLost(StoreError):
+    """This node no longer holds the message's claim (PostgreSQL: lease or epoch lost).
+
+    Another node took the message over, or this node lost the database: write nothing
+    about it and send nothing more of it.
+    """
+
+    def __init__(self, message_id: str, why: str) -> None:
+        super().__init__(f"claim on message {message_id} lost: {why}")
+        self.message_id = message_id
+        self.why = why

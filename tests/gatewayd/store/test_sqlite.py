@@ -1,9 +1,9 @@
-"""The SQLite store on real files: migrations, pragmas, the webhook outbox, inbound keys."""
+"""The store on SQLite files and on PostgreSQL (the ``store`` fixture): migrations, pragmas, the
+webhook outbox, inbound keys."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,20 +14,12 @@ from gatewayd.store import (
     InboundStatus,
     NewInboundPart,
     OptOutScope,
-    SqliteStore,
+    Store,
     open_store,
 )
 from gatewayd.store.migrate import migrations
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "s.db"), webhook_url="http://127.0.0.1:1/h")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def test_migrations_run_once_and_set_wal_and_version(tmp_path: Path) -> None:
@@ -47,7 +39,7 @@ async def test_unsupported_database_urls_are_refused() -> None:
         await open_store("mysql://x")
 
 
-async def test_outbox_claim_retry_deliver_and_give_up(store: SqliteStore) -> None:
+async def test_outbox_claim_retry_deliver_and_give_up(store: Store) -> None:
     result = await store.add_optout("+34600000001", OptOutScope.ALL, "api", T0)
     assert result.record.scope is OptOutScope.ALL
     await store.remove_optout("+34600000001", T0)
@@ -69,7 +61,7 @@ async def test_outbox_claim_retry_deliver_and_give_up(store: SqliteStore) -> Non
     assert page.to_json()["items"][0]["payload"]["event"] == "optout.removed"
 
 
-async def test_an_unanswered_claim_is_retried_after_its_lease(store: SqliteStore) -> None:
+async def test_an_unanswered_claim_is_retried_after_its_lease(store: Store) -> None:
     await store.add_optout("+34600000001", OptOutScope.MARKETING, "api", T0)
     [row] = await store.claim_webhooks(T0, 10)
     assert await store.claim_webhooks(T0 + timedelta(seconds=299), 10) == []
@@ -77,14 +69,14 @@ async def test_an_unanswered_claim_is_retried_after_its_lease(store: SqliteStore
     assert again.id == row.id
 
 
-async def test_an_all_opt_out_is_never_narrowed(store: SqliteStore) -> None:
+async def test_an_all_opt_out_is_never_narrowed(store: Store) -> None:
     await store.add_optout("+34600000001", OptOutScope.ALL, "sms", T0)
     res = await store.add_optout("+34600000001", OptOutScope.MARKETING, "flow", T0)
     assert res.record.scope is OptOutScope.ALL
     assert await store.optouts() == {"+34600000001": OptOutScope.ALL}
 
 
-async def test_inbound_key_makes_a_reread_a_no_op(store: SqliteStore) -> None:
+async def test_inbound_key_makes_a_reread_a_no_op(store: Store) -> None:
     part = NewInboundPart(
         identity="SIM1",
         modem="m1",
