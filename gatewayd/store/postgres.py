@@ -104,6 +104,18 @@ WHERE m.status = 'queued'
 """
 
 
+# Take a SIM free or whose owner's heartbeat ran out, or renew our own; no row: not ours.
+_OWN_SIM = """
+INSERT INTO sim_owners (identity, node, epoch, heartbeat)
+VALUES ($1, $2, nextval('claim_epochs'), clock_timestamp())
+ON CONFLICT (identity) DO UPDATE SET node = EXCLUDED.node, heartbeat = EXCLUDED.heartbeat,
+    epoch = CASE WHEN sim_owners.node = EXCLUDED.node THEN sim_owners.epoch
+                 ELSE EXCLUDED.epoch END
+WHERE sim_owners.node = EXCLUDED.node
+   OR sim_owners.heartbeat < clock_timestamp() - make_interval(secs => $3)
+RETURNING node
+"""
+
 _Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
@@ -172,6 +184,7 @@ class PostgresStore:
         # The unknown-outcome rule, as recover() was told (take-overs apply it too).
         self._resend: frozenset[Category] = frozenset()
         self._failover = timedelta(0)
+        self._send_within = timedelta(0)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -583,19 +596,7 @@ class PostgresStore:
         if renewed is not None and time.monotonic() - renewed < self.lease_seconds / 3:
             return True
         async with self._p.acquire() as conn:
-            owner = await conn.fetchval(
-                "INSERT INTO sim_owners (identity, node, epoch, heartbeat)"
-                " VALUES ($1, $2, nextval('claim_epochs'), clock_timestamp())"
-                " ON CONFLICT (identity) DO UPDATE SET node = EXCLUDED.node,"
-                " heartbeat = EXCLUDED.heartbeat, epoch = CASE WHEN sim_owners.node ="
-                " EXCLUDED.node THEN sim_owners.epoch ELSE EXCLUDED.epoch END"
-                " WHERE sim_owners.node = EXCLUDED.node"
-                " OR sim_owners.heartbeat < clock_timestamp() - make_interval(secs => $3)"
-                " RETURNING node",
-                identity,
-                self.node,
-                self.lease_seconds,
-            )
+            owner = await conn.fetchval(_OWN_SIM, identity, self.node, self.lease_seconds)
             if owner is None:
                 self._sims.pop(identity, None)
                 if identity not in self._refused_sims:
@@ -612,8 +613,11 @@ class PostgresStore:
     async def claim(self, message_id: str, identity: str, now: datetime) -> MessageRecord | None:
         """Take a queued message for this node (epoch, lease); ``None`` if someone was first.
 
-        A message whose recipient opted out meanwhile (on any node) is cancelled instead.
+        A message whose recipient opted out meanwhile (on any node) is cancelled instead;
+        nothing is claimed for a SIM another live node owns.
         """
+        if not await self._own_sim(identity):
+            return None
         async with self._tx() as tx:
             head = await tx.db.fetchrow(
                 "SELECT recipient, category, optout_exempt FROM messages WHERE id = $1",
@@ -707,12 +711,7 @@ class PostgresStore:
             )
             if held is None:
                 raise ClaimLost(message_id, "lease ran out")
-            owner = await tx.db.fetchval(
-                "UPDATE sim_owners SET heartbeat = clock_timestamp()"
-                " WHERE identity = $1 AND node = $2 RETURNING node",
-                identity,
-                self.node,
-            )
+            owner = await tx.db.fetchval(_OWN_SIM, identity, self.node, self.lease_seconds)
             if owner is None:
                 self._sims.pop(identity, None)
                 raise ClaimLost(message_id, f"SIM {identity} is not this node's")
@@ -771,16 +770,17 @@ class PostgresStore:
         detail: str,
         *,
         counted_at: datetime | None = None,
+        left_by: datetime | None = None,
     ) -> MessageStatus:
         """The part may or may not have gone (at-most-once: never resent).
 
         ``counted_at``: when the part was counted against its SIM's limits; the count moves
-        to ``now`` (if it went, it went before the outcome was given up on).
+        to ``left_by`` (default ``now``), the latest moment the part may have left the SIM.
         """
         async with self._tx() as tx:
             await self._fence(tx, message_id)
             if counted_at is not None:
-                await self._move_count(tx, message_id, seq, counted_at, now)
+                await self._move_count(tx, message_id, seq, counted_at, left_by or now)
             await tx.db.execute(
                 "UPDATE parts SET status = 'unconfirmed', error_text = $1"
                 " WHERE message_id = $2 AND seq = $3",
@@ -992,6 +992,7 @@ class PostgresStore:
         *,
         resend_categories: frozenset[Category],
         bound_until: datetime,
+        send_within: float = 0.0,
     ) -> tuple[int, int]:
         """Resolve work this node's crash left ``sending``, and claims whose lease ran out.
 
@@ -1001,6 +1002,7 @@ class PostgresStore:
         """
         self._resend = resend_categories
         self._failover = bound_until - now
+        self._send_within = timedelta(seconds=send_within)
         async with self._tx() as tx:
             return await self._resolve(
                 tx,
@@ -1035,13 +1037,17 @@ class PostgresStore:
                 msg["id"],
             )
             for part in parts:
-                # One worker sends on a SIM at a time: its part in flight is its last count.
-                await tx.db.execute(
-                    "UPDATE send_log SET at = $1 WHERE id = (SELECT id FROM send_log"
-                    " WHERE identity = $2 ORDER BY at DESC LIMIT 1)",
-                    to_db(now),
+                # One worker sends on a SIM at a time: its part in flight is its last count;
+                # it moves to the latest the part may have left (SQLite's recover).
+                last = await tx.db.fetchrow(
+                    "SELECT id, at FROM send_log WHERE identity = $1 ORDER BY at DESC LIMIT 1",
                     part["identity"],
                 )
+                if last is not None:
+                    left_by = max(now, from_db(last["at"]) + self._send_within)
+                    await tx.db.execute(
+                        "UPDATE send_log SET at = $1 WHERE id = $2", to_db(left_by), last["id"]
+                    )
                 new = PartStatus.QUEUED if resend else PartStatus.UNCONFIRMED
                 why = "outcome unknown after restart"
                 if msg["claim_node"] not in (None, self.node):
