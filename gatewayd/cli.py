@@ -11,6 +11,7 @@ from typing import TextIO
 from gatewayd import __version__, admin
 from gatewayd.config import ConfigError, GatewayConfig, load_config
 from gatewayd.flows import check as flows_check
+from gatewayd.store import transfer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.add_commands(sub)
     flows_check.add_command(sub)
+    transfer.add_commands(sub)
     return parser
 
 
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config, sys.stdout, sys.stderr)
     if args.command == "flows":
         return flows_check.run(args, sys.stdout, sys.stderr)
+    if args.command in ("migrate", "store"):
+        return transfer.run(args, sys.stdout, sys.stderr)
     if args.command in admin.COMMANDS:
         return admin.run(args, sys.stdout, sys.stderr)
     if args.command == "run":

@@ -124,7 +124,7 @@ class Daemon:
         config = self.config
         secrets = await asyncio.to_thread(Secrets.read, config)
         try:
-            self.store = await open_store(config.database)
+            self.store = await open_store(config.database, node=config.node_name)
             self.modems = [self._make_modem(m, secrets.pins.get(m.name)) for m in config.modems]
             self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
             # The gateway's handlers are in place before a modem can hand over an SMS.

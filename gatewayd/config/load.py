@@ -229,8 +229,12 @@ class _Loader:
 
     def validate(self, config: GatewayConfig) -> None:
         """Checks across keys and of values' meaning, beyond their types."""
-        if "://" in config.database and not config.database.startswith("sqlite://"):
-            raise self.error("database", "expected an SQLite file path (or sqlite:///path)")
+        if "://" in config.database and not config.database.startswith(
+            ("sqlite://", "postgresql://", "postgres://")
+        ):
+            raise self.error(
+                "database", "expected an SQLite file path, sqlite:///path or postgresql://..."
+            )
         self._validate_api(config.api)
         names: dict[str, int] = {}
         for i, modem in enumerate(config.modems):

@@ -40,8 +40,10 @@ from gatewayd.store.records import (
 from gatewayd.store.sqlite import SqliteStore
 
 
-async def open_store(database: str, *, webhook_url: str | None = None) -> Store:
-    """The opened store for ``database``, migrated.
+async def open_store(
+    database: str, *, webhook_url: str | None = None, node: str | None = None
+) -> Store:
+    """The opened store for ``database``, migrated; ``node`` names this node (PostgreSQL).
 
     ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL store (many nodes);
     anything else is a SQLite path or ``sqlite:///path``.
@@ -50,7 +52,7 @@ async def open_store(database: str, *, webhook_url: str | None = None) -> Store:
         # Imported here: a SQLite-only host never loads asyncpg.
         from gatewayd.store.postgres import PostgresStore
 
-        pg = PostgresStore(database, webhook_url=webhook_url)
+        pg = PostgresStore(database, webhook_url=webhook_url, node=node)
         await pg.open()
         return pg
     if database.startswith("sqlite://"):

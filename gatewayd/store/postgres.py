@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -124,8 +123,8 @@ class NodeInUse(StoreError):
 
 
 def default_node() -> str:
-    """This node's name: ``GATEWAYD_NODE``, else the host name (one node per host)."""
-    return os.environ.get("GATEWAYD_NODE") or socket.gethostname()
+    """A node name when none is given: the host name (one node per host)."""
+    return socket.gethostname()
 
 
 def lock_key(kind: str, value: str) -> int:
@@ -206,8 +205,8 @@ class PostgresStore:
                 )
                 if epoch is None:
                     raise NodeInUse(
-                        f"node {self.node!r} is running elsewhere (set GATEWAYD_NODE to a"
-                        " name of its own, or wait for its lease to run out)"
+                        f"node {self.node!r} is running elsewhere (give each node its own"
+                        " node_name, or wait for its lease to run out)"
                     )
                 self._depth = int(
                     await conn.fetchval("SELECT value FROM counters WHERE name = 'queue_depth'")

@@ -162,7 +162,7 @@ def test_errors_name_the_file_the_dotted_key_and_the_reason(
 
 def test_api_errors(cfg_dir: Path) -> None:
     path = cfg_dir / "gatewayd.toml"
-    path.write_text('database = "postgres://db/gw"\n[api]\ntoken_files = ["token"]\n')
+    path.write_text('database = "mysql://db/gw"\n[api]\ntoken_files = ["token"]\n')
     with pytest.raises(ConfigError, match=r"database: expected an SQLite file path"):
         load_config(path)
     path.write_text('database = "x.db"\n')
