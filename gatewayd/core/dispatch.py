@@ -62,8 +62,10 @@ from gatewayd.core.ports import ModemPort
 from gatewayd.store import (
     GONE_OUT,
     Category,
+    ClaimLost,
     MessageRecord,
     MessageStatus,
+    RecipientOptedOut,
     RouteQuery,
     Store,
     WrongState,
@@ -230,6 +232,10 @@ class ModemWorker:
             return
         try:
             await self._send(msg, identity, limiter)
+        except ClaimLost as exc:
+            # Another node took the message over, or this node lost the database
+            # (PostgreSQL): the message is no longer this worker's to write about.
+            self._log.warning("dispatch.claim_lost", message=msg.id, reason=exc.why)
         except Exception:
             # A bug or a store hiccup mid-message: give the message back (counted, with
             # backoff) rather than leave it claimed until the next restart.
@@ -282,7 +288,12 @@ class ModemWorker:
                 await self._hand_back(msg, identity, "modem no longer usable", count=False)
                 return
             counted = clock.now()
-            await store.part_sending(msg.id, part.seq, identity, self.name, counted)
+            try:
+                await store.part_sending(msg.id, part.seq, identity, self.name, counted)
+            except RecipientOptedOut:
+                # Committed on another node (PostgreSQL checks it here, under the number's lock).
+                await self._cancel_opted_out(msg, mlog)
+                return
             limiter.record(counted)
             try:
                 try:
