@@ -284,7 +284,11 @@ class PostgresStore:
         self._outbox_listeners.append(callback)
 
     def queue_depth(self) -> int:
-        """Messages queued or being sent, all nodes: a counter row, never a scan."""
+        """Messages queued or being sent, all nodes: a counter row, never a scan.
+
+        As of this node's last commit or look at the queue (at most ``poll_seconds`` old
+        while its workers run).
+        """
         return self._depth
 
     async def ping(self) -> None:
@@ -1014,6 +1018,10 @@ class PostgresStore:
         async with self._tx() as tx:
             unconfirmed, requeued = await self._resolve(
                 tx, now, "lease_until < clock_timestamp() AND claim_node <> $1", self.node
+            )
+            # Other nodes change the depth too: this node's view is at most a poll old.
+            self._depth = int(
+                await tx.db.fetchval("SELECT value FROM counters WHERE name = 'queue_depth'")
             )
         if unconfirmed or requeued:
             log.warning(
