@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatewayd import __version__
-from gatewayd.core import MessageStatus, PartStatus, Priority
+from gatewayd.core import Category, MessageStatus, PartStatus, Priority
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -56,6 +56,7 @@ E164: dict[str, Any] = {"type": "string", "pattern": r"^\+[1-9][0-9]{6,14}$"}
 MESSAGE_STATUSES = [s.value for s in MessageStatus]
 PART_STATUSES = [s.value for s in PartStatus]
 PRIORITIES = [p.value for p in Priority]
+CATEGORIES = [c.value for c in Category]
 ENCODING: dict[str, Any] = {"enum": ["gsm7", "ucs2"]}
 REPLACED: dict[str, Any] = {
     "type": "array",
@@ -106,7 +107,12 @@ SCHEMAS: dict[str, Any] = {
             "to": {**STR, "description": "E.164, or national in sending.default_region"},
             "text": {**STR, "minLength": 1},
             "priority": {"enum": PRIORITIES},
-            "category": {"enum": ["transactional", "marketing"]},
+            "category": {
+                "enum": CATEGORIES,
+                "description": "otp/alert: never deferred, highest priority, a reserved share"
+                " of each SIM's limits, text redacted once final; an otp expires after"
+                " sending.otp_validity_seconds unless expires_at says otherwise",
+            },
             "send_at": TIME,
             "expires_at": TIME,
             "modem": STR,
@@ -206,8 +212,9 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": STR,
             "to": E164,
-            "text": STR,
-            "category": {"enum": ["transactional", "marketing"]},
+            "text": {**STR, "description": "empty once an otp/alert is final (text_redacted)"},
+            "text_redacted": {"type": "boolean"},
+            "category": {"enum": CATEGORIES},
             "priority": {"enum": PRIORITIES},
             "status": {"enum": MESSAGE_STATUSES},
             "encoding": ENCODING,

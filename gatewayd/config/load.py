@@ -348,6 +348,9 @@ class _Loader:
         ):
             self._above_zero(getattr(sending, name), f"sending.{name}")
         self._positive(sending.failover_wait_seconds, "sending.failover_wait_seconds", 0)
+        if not 0.0 <= sending.urgent_reserved_share < 1.0:
+            raise self.error("sending.urgent_reserved_share", "expected 0 to below 1")
+        self._above_zero(sending.otp_validity_seconds, "sending.otp_validity_seconds")
 
     def _validate_logging(self, logging: LoggingConfig) -> None:
         if logging.format not in _LOG_FORMATS:

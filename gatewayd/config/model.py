@@ -83,6 +83,10 @@ class SendingConfig:
     unknown_outcome_marketing: UnknownOutcomeRule = UnknownOutcomeRule.AT_MOST_ONCE
     sticky_recipients: bool = True
     inbound_incomplete_after_seconds: float = 86_400.0
+    # Share of each SIM's limits kept free for otp/alert messages: marketing never uses it.
+    urgent_reserved_share: float = 0.2
+    otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none
+
 
 
 @dataclass(frozen=True)

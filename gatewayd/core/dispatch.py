@@ -221,7 +221,13 @@ class ModemWorker:
         if work.message is None:
             await self._wait(work.wake_at)
             return
-        slot = limiter.earliest(work.message.segments, now)
+        # Marketing leaves the reserved share of every window to otp/alert messages.
+        reserve = (
+            self._ctx.config.sending.urgent_reserved_share
+            if work.message.category is Category.MARKETING
+            else 0.0
+        )
+        slot = limiter.earliest(work.message.segments, now, reserve=reserve)
         if slot is None:  # pragma: no cover - the store filters by capacity
             return
         if slot > now:
@@ -274,6 +280,9 @@ class ModemWorker:
         for part in msg.parts:
             if part.status in GONE_OUT:
                 continue
+            if self._expired(msg):
+                await self._expire(msg, identity, mlog)
+                return
             if not self._ctx.may_send(msg):
                 await self._cancel_opted_out(msg, mlog)
                 return
@@ -306,7 +315,10 @@ class ModemWorker:
                 finally:
                     limiter.settle(counted, clock.now())
             except SendAborted:
-                await self._cancel_opted_out(msg, mlog)
+                if self._expired(msg):
+                    await self._expire(msg, identity, mlog)
+                else:
+                    await self._cancel_opted_out(msg, mlog)
                 return
             except CmsError as exc:
                 await self._cms_failure(msg, identity, exc, mlog)
@@ -357,7 +369,20 @@ class ModemWorker:
         )
 
     def _checker(self, msg: MessageRecord) -> Callable[[], bool]:
-        return lambda: self._ctx.may_send(msg)
+        return lambda: self._ctx.may_send(msg) and not self._expired(msg)
+
+    def _expired(self, msg: MessageRecord) -> bool:
+        return msg.expires_at is not None and self._ctx.clock.now() >= msg.expires_at
+
+    async def _expire(self, msg: MessageRecord, identity: str, mlog: structlog.BoundLogger) -> None:
+        # Past expires_at at the last moment (an otp): never sent late. Handed back without
+        # counting, then expired by the sweep's own query (no other worker takes it: the
+        # queue skips expired rows).
+        await self._hand_back(msg, identity, "expired", count=False)
+        now = self._ctx.clock.now()
+        for message_id in await self._ctx.store.expire_due(now):
+            self._status(message_id, MessageStatus.EXPIRED)
+        mlog.warning("dispatch.expired_before_send")
 
     async def _cancel_opted_out(self, msg: MessageRecord, mlog: structlog.BoundLogger) -> None:
         with contextlib.suppress(WrongState):

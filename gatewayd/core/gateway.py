@@ -39,7 +39,7 @@ from gatewayd.core.observe import (
     OptOutChanged,
 )
 from gatewayd.core.ports import ModemPort
-from gatewayd.core.submit import encode_parts, normalise_number, prepare
+from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes
 from gatewayd.core.views import (
     InboundView,
     MessageView,
@@ -163,6 +163,7 @@ class Gateway:
             force_ucs2=msg.force_ucs2,
             smart=msg.smart,
             concat_ref=ref,
+            validity_minutes=validity_minutes(msg.send_at, msg.expires_at),
         )
 
     # -- life cycle -------------------------------------------------------------------

@@ -11,6 +11,7 @@ must wait for. The log is loaded from the store at start, so limits hold across 
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from datetime import UTC, datetime
 
@@ -57,11 +58,16 @@ class Limiter:
         windows = self._windows()
         return min(m for _, m in windows) if windows else None
 
-    def earliest(self, parts: int, now: datetime) -> datetime | None:
-        """When ``parts`` parts can all be reserved (``now`` or later); ``None``: never."""
+    def earliest(self, parts: int, now: datetime, *, reserve: float = 0.0) -> datetime | None:
+        """When ``parts`` parts can all be reserved (``now`` or later); ``None``: never.
+
+        ``reserve`` is the share of each window this message may not use (kept for otp and
+        alert messages); a message bigger than what is left waits for an empty window.
+        """
         t = now.timestamp()
         for window, maximum in self._windows():
-            room = maximum - parts
+            usable = max(math.floor(maximum * (1.0 - reserve)), min(parts, maximum))
+            room = usable - parts
             if room < 0:
                 return None
             # Sends in (T - window, T] must number at most `room`: the (room+1)-th most

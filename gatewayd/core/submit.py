@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -59,13 +60,21 @@ def encode_parts(
     force_ucs2: bool,
     smart: bool,
     concat_ref: int | None = None,
+    validity_minutes: int | None = None,
 ) -> list[tuple[str, int]]:
-    """The PDUs (hex with the "00" SMSC prefix) and TPDU lengths of ``text`` to ``to``."""
+    """The PDUs (hex with the "00" SMSC prefix) and TPDU lengths of ``text`` to ``to``.
+
+    ``validity_minutes`` (from a message's ``expires_at``) shortens the configured validity
+    period, so the network drops an otp it could not deliver in time.
+    """
+    vp = config.sending.validity_minutes
+    if validity_minutes is not None:
+        vp = validity_minutes if vp is None else min(vp, validity_minutes)
     parts = encode_submit(
         to,
         text,
         srr=config.sending.request_status_report,
-        vp_minutes=config.sending.validity_minutes,
+        vp_minutes=vp,
         force_ucs2=force_ucs2,
         smart=smart,
         concat_ref=concat_ref,
@@ -87,13 +96,16 @@ def prepare(
     if not isinstance(req.text, str) or req.text == "":
         raise ValidationError("text", "must not be empty")
     category = _enum(Category, req.category, "category")
-    priority = (
-        _enum(Priority, req.priority, "priority")
-        if req.priority is not None
-        else (Priority.HIGH if category is Category.TRANSACTIONAL else Priority.NORMAL)
-    )
+    if category.urgent:
+        priority = Priority.URGENT  # ahead of everything, whatever the request says
+    elif req.priority is not None:
+        priority = _enum(Priority, req.priority, "priority")
+    else:
+        priority = Priority.HIGH if category is Category.TRANSACTIONAL else Priority.NORMAL
     send_at = _aware(req.send_at, "send_at") or now
     expires_at = _aware(req.expires_at, "expires_at")
+    if expires_at is None and category is Category.OTP:
+        expires_at = send_at + timedelta(seconds=config.sending.otp_validity_seconds)
     if expires_at is not None and expires_at <= max(now, send_at):
         raise ValidationError("expires_at", "must be after now and after send_at")
     modems = {m.name for m in config.modems}
@@ -106,7 +118,14 @@ def prepare(
     metadata = _metadata(req.metadata)
     try:
         info = segments(req.text, force_ucs2=req.force_ucs2, smart=req.smart)
-        encoded = encode_parts(config, to, req.text, force_ucs2=req.force_ucs2, smart=req.smart)
+        encoded = encode_parts(
+            config,
+            to,
+            req.text,
+            force_ucs2=req.force_ucs2,
+            smart=req.smart,
+            validity_minutes=validity_minutes(send_at, expires_at),
+        )
     except (PduError, ValueError) as exc:
         raise ValidationError("text", f"cannot be encoded: {exc}") from exc
     if len(encoded) > config.sending.max_segments:
@@ -143,6 +162,13 @@ def prepare(
         request_hash=request_hash(req) if idempotency_key is not None else None,
         optout_exempt=optout_exempt,
     )
+
+
+def validity_minutes(send_at: datetime, expires_at: datetime | None) -> int | None:
+    """Whole minutes (rounded up) from ``send_at`` to ``expires_at``; None without expiry."""
+    if expires_at is None:
+        return None
+    return max(1, math.ceil((expires_at - send_at).total_seconds() / 60.0))
 
 
 def _enum(kind: type[Category] | type[Priority], value: Any, field: str) -> Any:

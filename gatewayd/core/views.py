@@ -18,6 +18,7 @@ from gatewayd.store import (
     PartRecord,
     Priority,
 )
+from gatewayd.store.records import PENDING_STATUSES
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -165,15 +166,18 @@ class MessageView:
     stray_part_possible: bool
     parts: tuple[PartView, ...]
     history: tuple[HistoryEntry, ...]
+    text_redacted: bool = False
 
     @classmethod
     def of(cls, msg: MessageRecord) -> MessageView:
-        """The view of a stored message."""
+        """The view of a stored message (an otp/alert's text is gone once it is final)."""
+        redacted = msg.category.urgent and msg.status not in PENDING_STATUSES
         return cls(
             seq=msg.seq,
             id=msg.id,
             to=msg.recipient,
-            text=msg.text,
+            text="" if redacted else msg.text,
+            text_redacted=redacted,
             category=msg.category,
             priority=msg.priority,
             status=msg.status,
@@ -203,6 +207,7 @@ class MessageView:
             "id": self.id,
             "to": self.to,
             "text": self.text,
+            "text_redacted": self.text_redacted,
             "category": self.category.value,
             "priority": self.priority.value,
             "status": self.status.value,

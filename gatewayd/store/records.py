@@ -19,6 +19,13 @@ class Category(StrEnum):
 
     TRANSACTIONAL = "transactional"
     MARKETING = "marketing"
+    OTP = "otp"  # a one-time code: urgent, short-lived, redacted once final
+    ALERT = "alert"  # a security or service alert: urgent, redacted once final
+
+    @property
+    def urgent(self) -> bool:
+        """Never deferred, highest priority, may use a SIM's reserved share."""
+        return self in (Category.OTP, Category.ALERT)
 
 
 class Priority(StrEnum):
@@ -27,6 +34,7 @@ class Priority(StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
+    URGENT = "urgent"  # otp and alert messages
 
     @property
     def rank(self) -> int:
@@ -39,7 +47,7 @@ class Priority(StrEnum):
         return _RANK_PRIORITY[rank]
 
 
-_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2}
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 _RANK_PRIORITY = {rank: prio for prio, rank in _PRIORITY_RANK.items()}
 
 
