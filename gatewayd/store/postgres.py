@@ -27,6 +27,7 @@ import hashlib
 import json
 import socket
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -127,6 +128,13 @@ def default_node() -> str:
     return socket.gethostname()
 
 
+def session_name(dsn: str, node: str) -> str:
+    """The ``application_name`` of a node's sessions (with the schema, if the DSN names one)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query)
+    schema = query.get("search_path", [""])[0]
+    return f"gatewayd/{schema}/{node}"[:63] if schema else f"gatewayd/{node}"[:63]
+
+
 def lock_key(kind: str, value: str) -> int:
     """A signed 64-bit advisory lock key for ``kind:value`` (stable across nodes)."""
     raw = hashlib.blake2b(f"{kind}:{value}".encode(), digest_size=8).digest()
@@ -168,6 +176,7 @@ class PostgresStore:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self._pool_size = pool_size
+        self._app_name = session_name(dsn, self.node)
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -188,26 +197,22 @@ class PostgresStore:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, migrate (one node at a time), register the node, listen for wake-ups."""
-        pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
+        """Connect, migrate (one node at a time), register the node, listen for wake-ups.
+
+        Raises ``NodeInUse`` while another process is connected under this node's name.
+        """
+        # Sessions carry the node's name: a crashed process has none left, a live one does,
+        # whatever its heartbeat says (set at connect: a pool's reset keeps it).
+        pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            server_settings={"application_name": self._app_name},
+        )
         try:
             async with pool.acquire() as conn:
                 await pg_migrate(conn)
-                epoch = await conn.fetchval(
-                    "INSERT INTO nodes (node, epoch, heartbeat)"
-                    " VALUES ($1, nextval('claim_epochs'), clock_timestamp())"
-                    " ON CONFLICT (node) DO UPDATE SET epoch = EXCLUDED.epoch,"
-                    " heartbeat = EXCLUDED.heartbeat"
-                    " WHERE nodes.heartbeat < clock_timestamp() - make_interval(secs => $2)"
-                    " RETURNING epoch",
-                    self.node,
-                    self.lease_seconds,
-                )
-                if epoch is None:
-                    raise NodeInUse(
-                        f"node {self.node!r} is running elsewhere (give each node its own"
-                        " node_name, or wait for its lease to run out)"
-                    )
+                await self._register(conn)
                 self._depth = int(
                     await conn.fetchval("SELECT value FROM counters WHERE name = 'queue_depth'")
                 )
@@ -216,13 +221,35 @@ class PostgresStore:
             raise
         self._pool = pool
         try:
-            listener = await asyncpg.connect(self._dsn)
+            listener = await asyncpg.connect(
+                self._dsn, server_settings={"application_name": f"{self._app_name}/listen"[:63]}
+            )
             await listener.add_listener(CHANNEL, self._notified)
             self._listener = listener
         except (OSError, asyncpg.PostgresError) as exc:
             # Wake-ups are a hint; polling still finds the work.
             log.warning("store.listen_failed", error=str(exc))
         self._heartbeat = asyncio.create_task(self._beat(), name="store-heartbeat")
+
+    async def _register(self, conn: _Conn) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key("node", self.node))
+            others = await conn.fetchval(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1"
+                " AND datname = current_database() AND pid <> pg_backend_pid()",
+                self._app_name,
+            )
+            if others:
+                raise NodeInUse(
+                    f"node {self.node!r} is running elsewhere (give each node its own node_name)"
+                )
+            await conn.execute(
+                "INSERT INTO nodes (node, epoch, heartbeat)"
+                " VALUES ($1, nextval('claim_epochs'), clock_timestamp())"
+                " ON CONFLICT (node) DO UPDATE SET epoch = EXCLUDED.epoch,"
+                " heartbeat = EXCLUDED.heartbeat",
+                self.node,
+            )
 
     async def close(self) -> None:
         """Stop the heartbeat, give up this node's SIMs and name, close the connections."""
@@ -1044,11 +1071,16 @@ class PostgresStore:
                 msg["id"],
             )
             for part in parts:
-                # One worker sends on a SIM at a time: its part in flight is its last count;
+                # Its count is the SIM's entry made with its last `sending` history row (the
+                # SIM's latest entry may be an earlier unknown outcome's, held in the future);
                 # it moves to the latest the part may have left (SQLite's recover).
                 last = await tx.db.fetchrow(
-                    "SELECT id, at FROM send_log WHERE identity = $1 ORDER BY at DESC LIMIT 1",
+                    "SELECT id, at FROM send_log WHERE identity = $1 AND at = (SELECT MAX(at)"
+                    " FROM history WHERE message_id = $2 AND part_seq = $3 AND status = 'sending')"
+                    " LIMIT 1",
                     part["identity"],
+                    msg["id"],
+                    part["seq"],
                 )
                 if last is not None:
                     left_by = max(now, from_db(last["at"]) + self._send_within)

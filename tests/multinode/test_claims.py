@@ -4,6 +4,8 @@ idempotency, opt-outs, inbound duplicates, node names and migrations (docs/multi
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -256,3 +258,46 @@ async def test_a_newer_schema_is_refused_unless_it_only_adds(
         await conn.close()
     with pytest.raises(SchemaTooNew, match=f"schema v{newer + 1} is newer"):
         await nodes("c").open()
+
+
+# A node that claims m1, marks part 1 sending (the Ctrl-Z may have gone) and dies by SIGKILL.
+_CRASHING_NODE = """
+import asyncio, os, signal, sys
+from tests.multinode.test_claims import T0, message
+from gatewayd.store.postgres import PostgresStore
+
+async def main():
+    store = PostgresStore(sys.argv[1], node="a")
+    await store.open()
+    await store.insert_messages([message("m1")])
+    assert await store.claim("m1", "SIM-A", T0) is not None
+    await store.part_sending("m1", 1, "SIM-A", "modem-a", T0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_node_restarts_at_once_and_resolves_its_own_claims(
+    dsn: str, nodes: Callable[[str], PostgresStore]
+) -> None:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _CRASHING_NODE, dsn)
+    assert await asyncio.wait_for(proc.wait(), 30) == -signal.SIGKILL
+    # Its heartbeat, SIM and claim rows are still fresh; its sessions end as the server
+    # notices the closed sockets.
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name LIKE 'gatewayd/%/a'"
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+    [again] = await open_nodes(nodes, "a")
+    unconfirmed, requeued = await again.recover(T0, resend_categories=frozenset(), bound_until=T0)
+    assert (unconfirmed, requeued) == (1, 0)
+    msg = await again.get_message("m1")
+    assert msg is not None
+    assert msg.status is MessageStatus.UNCONFIRMED
+    assert await again.claim("m1", "SIM-A", T0) is None  # nothing left to send
