@@ -34,6 +34,8 @@ from gatewayd.config import (
 )
 from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
+from gatewayd.fleet.binding import sim_pins
+from gatewayd.fleet.discovery import Discovery
 from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
@@ -58,7 +60,7 @@ class Secrets:
 
     tokens: tuple[bytes, ...]
     webhook_secret: bytes | None
-    pins: dict[str, str]  # modem name -> PIN
+    pins: dict[str, str]  # ICCID -> PIN (DESIGN: a PIN is bound to a SIM, never to a port)
 
     @classmethod
     def read(cls, config: GatewayConfig) -> Secrets:
@@ -74,12 +76,7 @@ class Secrets:
             if hook is not None
             else None
         )
-        pins = {
-            m.name: read_secret_file(m.pin_file, key=f"modems[{i}].pin_file", source=src)
-            for i, m in enumerate(config.modems)
-            if m.pin_file is not None
-        }
-        return cls(tokens, secret, pins)
+        return cls(tokens, secret, sim_pins(config))
 
 
 class Daemon:
@@ -99,6 +96,7 @@ class Daemon:
         self.store: Store | None = None
         self.modems: list[Modem] = []
         self.gateway: Gateway | None = None
+        self.discovery: Discovery | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -125,12 +123,17 @@ class Daemon:
         secrets = await asyncio.to_thread(Secrets.read, config)
         try:
             self.store = await open_store(config.database, node=config.node_name)
-            self.modems = [self._make_modem(m, secrets.pins.get(m.name)) for m in config.modems]
+            self.modems = [self._make_modem(m, secrets.pins) for m in config.modems]
             self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
             # The gateway's handlers are in place before a modem can hand over an SMS.
             await self.gateway.start()
             for modem in self.modems:
                 await modem.start()
+            if config.discovery.enabled:
+                self.discovery = Discovery(
+                    config, self.gateway, clock=self.clock, pins=secrets.pins
+                )
+                self.discovery.start()
             self.webhooks = WebhookWorker(
                 self.store,
                 config.webhooks,
@@ -233,12 +236,12 @@ class Daemon:
         finally:
             await self.webhooks.stop()
 
-    def _make_modem(self, m: ModemConfig, pin: str | None) -> Modem:
+    def _make_modem(self, m: ModemConfig, pins: dict[str, str]) -> Modem:
         return Modem(
             m.port,
             name=m.name,
             profile=m.profile,
-            pin=pin,
+            pins=pins,
             baudrate=m.baudrate,
             clock=self.clock,
         )
@@ -300,6 +303,9 @@ class Daemon:
             self._flow_store = None
         if self.webhooks is not None:  # stopped with the API already, unless start failed
             await _bounded("webhooks", self.webhooks.stop())
+        if self.discovery is not None:
+            await _bounded("discovery", self.discovery.stop())
+            self.discovery = None
         if self.modems:
             await _bounded("modems", asyncio.gather(*(m.stop() for m in self.modems)))
         if self.store is not None:

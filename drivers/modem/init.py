@@ -4,6 +4,7 @@ new-message indications. Runs on a fresh port and again after a spontaneous rebo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -49,10 +50,13 @@ class Initialiser:
         clock: Clock,
         busy_wait: float,
         name: str,
+        pins: Mapping[str, str] | None = None,
     ) -> None:
         self._ch = channel
         self._profile = profile
         self._pin = pin
+        # ICCID -> PIN: a PIN belongs to a SIM, never to a port (DESIGN: Identity).
+        self._pins = dict(pins or {})
         self._clock = clock
         self._busy_wait = busy_wait
         self._log = log.bind(modem=name)
@@ -183,12 +187,14 @@ class Initialiser:
             raise PinRejected("SIM PUK required", await self._tries_left(profile))
         if state != "SIM PIN":
             raise NeedsHuman(f"SIM wants {state or 'an unknown code'}")
-        if self._pin is None:
+        pin = self._pins.get(iccid or "", self._pin)
+        if pin is None:
             raise PinRejected(
-                "SIM PIN required and none configured", await self._tries_left(profile)
+                f"SIM PIN required and none configured for ICCID {iccid or 'unreadable'}",
+                await self._tries_left(profile),
             )
         try:
-            await self._ch.command(f'AT+CPIN="{self._pin}"')
+            await self._ch.command(f'AT+CPIN="{pin}"')
         except CmeError as exc:
             # Never retried: three wrong PINs lock the SIM (DESIGN.md, Decisions: Identity).
             tries = await self._tries_left(profile)

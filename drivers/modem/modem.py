@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import structlog
@@ -63,6 +63,7 @@ class Modem:
         name: str,
         profile: str | Profile = "auto",
         pin: str | None = None,
+        pins: Mapping[str, str] | None = None,
         clock: Clock,
         health_interval: float = 30.0,
         sweep_interval: float = 300.0,
@@ -83,6 +84,8 @@ class Modem:
             else get_profile(profile)
         )
         self._pin = pin
+        # ICCID -> PIN, looked up with the ICCID read before any PIN is tried.
+        self._pins = dict(pins or {})
         self._clock = clock
         self.health_interval = health_interval
         self.sweep_interval = sweep_interval
@@ -297,6 +300,7 @@ class Modem:
             channel,
             profile=None if self._auto else self.profile,
             pin=self._pin,
+            pins=self._pins,
             clock=self._clock,
             busy_wait=self._sim_busy_wait,
             name=self.name,

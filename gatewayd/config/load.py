@@ -25,11 +25,14 @@ import phonenumbers
 from drivers.profiles import PROFILES
 from gatewayd.config.model import (
     ApiConfig,
+    DiscoveryConfig,
     FlowsConfig,
     GatewayConfig,
     Keyword,
+    Limits,
     LoggingConfig,
     ModemConfig,
+    SimConfig,
 )
 
 T = TypeVar("T")
@@ -216,6 +219,10 @@ class _Loader:
             dataclasses.replace(m, pin_file=rel(m.pin_file) if m.pin_file else None)
             for m in config.modems
         )
+        sims = tuple(
+            dataclasses.replace(s, pin_file=rel(s.pin_file) if s.pin_file else None)
+            for s in config.sims
+        )
         api = dataclasses.replace(config.api, token_files=tuple(map(rel, config.api.token_files)))
         hooks = config.webhooks
         if hooks.secret_file is not None:
@@ -224,7 +231,13 @@ class _Loader:
         if flows.file is not None:
             flows = dataclasses.replace(flows, file=rel(flows.file))
         return dataclasses.replace(
-            config, database=database, modems=modems, api=api, webhooks=hooks, flows=flows
+            config,
+            database=database,
+            modems=modems,
+            sims=sims,
+            api=api,
+            webhooks=hooks,
+            flows=flows,
         )
 
     def validate(self, config: GatewayConfig) -> None:
@@ -240,6 +253,10 @@ class _Loader:
         for i, modem in enumerate(config.modems):
             self._validate_modem(modem, f"modems[{i}]", names)
             names[modem.name] = i
+        self._validate_discovery(config.discovery)
+        seen: dict[str, int] = {}
+        for i, sim in enumerate(config.sims):
+            self._validate_sim(sim, f"sims[{i}]", seen)
         pools = config.pools
         for i, rule in enumerate(config.routing):
             if not _PREFIX.match(rule.prefix):
@@ -322,13 +339,52 @@ class _Loader:
         if modem.iccid is not None and not _ICCID.match(modem.iccid):
             raise self.error(f"{key}.iccid", "expected 18 to 22 digits")
         self._positive(modem.baudrate, f"{key}.baudrate")
-        limits = modem.limits
+        self._validate_limits(modem.limits, f"{key}.limits")
+
+    def _validate_discovery(self, discovery: DiscoveryConfig) -> None:
+        for i, pattern in enumerate(discovery.patterns):
+            if not pattern.startswith("/"):
+                raise self.error(
+                    f"discovery.patterns[{i}]",
+                    "expected an absolute glob, e.g. /dev/serial/by-id/usb-*Huawei*-if00*",
+                )
+        if discovery.profile != "auto" and discovery.profile.strip().lower() not in PROFILES:
+            known = ", ".join(["auto", *sorted(PROFILES)])
+            raise self.error(
+                "discovery.profile", f"unknown profile {discovery.profile!r} ({known})"
+            )
+        self._above_zero(discovery.poll_seconds, "discovery.poll_seconds")
+        self._above_zero(discovery.probe_timeout_seconds, "discovery.probe_timeout_seconds")
+        self._positive(discovery.baudrate, "discovery.baudrate")
+        self._validate_limits(discovery.limits, "discovery.limits")
+
+    def _validate_sim(self, sim: SimConfig, key: str, seen: dict[str, int]) -> None:
+        ident = sim.iccid or sim.imei
+        if ident is None:
+            raise self.error(f"{key}.iccid", "an entry needs iccid (or imei where none is read)")
+        if ident in seen:
+            raise self.error(key, f"{ident} is already sims[{seen[ident]}]")
+        seen[ident] = len(seen)
+        if sim.iccid is not None and not _ICCID.match(sim.iccid):
+            raise self.error(f"{key}.iccid", "expected 18 to 22 digits")
+        if sim.imei is not None and not re.fullmatch(r"[0-9]{14,16}", sim.imei):
+            raise self.error(f"{key}.imei", "expected 14 to 16 digits")
+        if sim.pin_file is not None:
+            if sim.iccid is None:
+                # DESIGN: a PIN is bound to a SIM, never to a port or a stick.
+                raise self.error(f"{key}.iccid", "required with pin_file: a PIN belongs to a SIM")
+            pin = read_secret_file(sim.pin_file, key=f"{key}.pin_file", source=self.source)
+            if not _PIN.match(pin):
+                raise self.error(f"{key}.pin_file", f"{sim.pin_file} must hold 4 to 8 digits")
+        self._validate_limits(sim.limits, f"{key}.limits")
+
+    def _validate_limits(self, limits: Limits, key: str) -> None:
         for name in ("max_per_minute", "max_per_hour", "max_per_day"):
             value = getattr(limits, name)
             if value is not None:
-                self._positive(value, f"{key}.limits.{name}")
-        self._positive(limits.min_gap_seconds, f"{key}.limits.min_gap_seconds", 0)
-        self._positive(limits.gap_jitter_seconds, f"{key}.limits.gap_jitter_seconds", 0)
+                self._positive(value, f"{key}.{name}")
+        self._positive(limits.min_gap_seconds, f"{key}.min_gap_seconds", 0)
+        self._positive(limits.gap_jitter_seconds, f"{key}.gap_jitter_seconds", 0)
 
     def _validate_sending(self, config: GatewayConfig) -> None:
         sending = config.sending

@@ -47,6 +47,45 @@ class ModemConfig:
 
 
 @dataclass(frozen=True)
+class SimConfig:
+    """Settings bound to one SIM (by ICCID) or, where no ICCID can be read, to one modem
+    (by IMEI): they follow the SIM into whichever stick or port it turns up in.
+    """
+
+    iccid: str | None = None
+    imei: str | None = None
+    name: str | None = None  # the modem's name once attached (default: "sim-<last 6 digits>")
+    pin_file: Path | None = None  # needs ``iccid``: a PIN belongs to a SIM (DESIGN: Identity)
+    pool: str = "default"
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Modems found at run time: ports appearing in ``directory`` and matching a pattern.
+
+    ``patterns`` are shell globs over the full path (``/dev/serial/by-id/usb-*Huawei*-if00*``);
+    ``auto = true`` takes every port there. Each new port is probed with a short AT sequence
+    and attached with the ``[[sims]]`` settings of its ICCID (or IMEI), else the defaults here.
+    """
+
+    auto: bool = False
+    patterns: tuple[str, ...] = ()
+    directory: Path = Path("/dev/serial/by-id")
+    poll_seconds: float = 2.0  # where inotify is unavailable; also the rescan period
+    probe_timeout_seconds: float = 2.0  # per AT command while probing a new port
+    profile: str = "auto"
+    pool: str = "default"
+    limits: Limits = field(default_factory=Limits)
+    baudrate: int = 115200
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any port is to be watched."""
+        return self.auto or bool(self.patterns)
+
+
+@dataclass(frozen=True)
 class RoutingRule:
     """Messages to numbers starting with ``prefix`` (E.164, with '+') go to ``pool``."""
 
@@ -86,7 +125,6 @@ class SendingConfig:
     # Share of each SIM's limits kept free for otp/alert messages: marketing never uses it.
     urgent_reserved_share: float = 0.2
     otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none
-
 
 
 @dataclass(frozen=True)
@@ -161,6 +199,8 @@ class GatewayConfig:
     node_name: str = "gatewayd"
     api: ApiConfig = field(default_factory=ApiConfig)
     modems: tuple[ModemConfig, ...] = ()
+    sims: tuple[SimConfig, ...] = ()
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     routing: tuple[RoutingRule, ...] = ()
     sending: SendingConfig = field(default_factory=SendingConfig)
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
@@ -172,4 +212,6 @@ class GatewayConfig:
     @property
     def pools(self) -> frozenset[str]:
         """Every pool a modem belongs to."""
-        return frozenset(m.pool for m in self.modems)
+        found = (s.pool for s in self.sims) if self.discovery.enabled else ()
+        extra = (self.discovery.pool,) if self.discovery.enabled else ()
+        return frozenset((*(m.pool for m in self.modems), *found, *extra))

@@ -439,6 +439,29 @@ class Gateway:
             )
         return views
 
+    def add_modem(self, modem: ModemPort, config: ModemConfig) -> None:
+        """Attach a modem found at run time (gatewayd.fleet.discovery); it takes work at once.
+
+        Call before ``modem.start()`` so that no inbound SMS arrives before its handler.
+        """
+        if modem.name in self._workers:
+            raise ValueError(f"modem {modem.name!r} is already attached")
+        worker = ModemWorker(self, modem, config)
+        self._workers[modem.name] = worker
+        self._attach(worker)
+        if self._started:
+            worker.start()
+        log.info("gateway.modem_added", modem=modem.name, pool=config.pool)
+
+    async def remove_modem(self, name: str, *, drain_timeout: float = 0.0) -> None:
+        """Detach a modem whose port vanished: its worker hands its work back and exits."""
+        worker = self._workers.pop(name, None)
+        if worker is None:
+            return
+        await worker.stop(drain_timeout)
+        self.wake_all()
+        log.info("gateway.modem_removed", modem=name)
+
     def _worker(self, name: str) -> ModemWorker:
         worker = self._workers.get(name)
         if worker is None:
