@@ -167,7 +167,7 @@ async def test_one_key_gets_one_message_across_nodes(
     nodes: Callable[[str], PostgresStore],
 ) -> None:
     stores = await open_nodes(nodes, "a", "b", "c")
-    posts = [stores[n % 3].insert_messages([message(f"m{n}", key="k")]) for n in range(30)]
+    posts = [stores[n % 3].insert_messages([message(f"m{n}", key="k")]) for n in range(1000)]
     results = [r for [r] in await asyncio.gather(*posts)]
     assert all(isinstance(r, Inserted) for r in results)
     ids = {r.message.id for r in results if isinstance(r, Inserted)}
