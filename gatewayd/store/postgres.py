@@ -79,6 +79,7 @@ from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
 log = structlog.get_logger(__name__)
 
+COMMAND_TIMEOUT_SECONDS = 30.0
 # The channel every node listens on; the payload is empty (a hint to look at the queue).
 CHANNEL = "gatewayd_queued"
 
@@ -208,6 +209,9 @@ class PostgresStore:
             min_size=1,
             max_size=self._pool_size,
             server_settings={"application_name": self._app_name},
+            # No statement waits for ever (a lock held by a stalled node, a lost server).
+            command_timeout=COMMAND_TIMEOUT_SECONDS,
+            timeout=COMMAND_TIMEOUT_SECONDS,
         )
         try:
             async with pool.acquire() as conn:
@@ -1551,6 +1555,11 @@ class PostgresStore:
                 limit,
             )
         return Page.of([rows_.failure(r) for r in found], limit)
+
+    async def record_event(self, event: str, data: dict[str, Any], now: datetime) -> None:
+        """Write one webhook event that belongs to no message (fleet alarms, missed calls)."""
+        async with self._tx() as tx:
+            await self._event(tx, event, data, now)
 
     async def pending_webhooks(self) -> list[WebhookDelivery]:
         """Every undelivered outbox row, oldest first (inspection and tests)."""
