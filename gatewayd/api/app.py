@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from aiohttp import web
 
 from drivers.clock import Clock
+from gatewayd.api.customers import ROUTES as CUSTOMER_ROUTES
 from gatewayd.api.events import FLOWS
 from gatewayd.api.events import ROUTES as FLOW_ROUTES
 from gatewayd.api.handlers import ROUTES
@@ -55,6 +56,7 @@ def create_app(
     if flows is not None:  # /v1/events and /v1/flows/metrics (gatewayd.api.events)
         app[FLOWS] = flows
         app.add_routes(FLOW_ROUTES)
+        app.add_routes(CUSTOMER_ROUTES)  # preferences, timeline (gatewayd.api.customers)
     # GET /metrics (a registry per app) and the status page with its login.
     install_status(app)
     return app

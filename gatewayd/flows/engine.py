@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -35,6 +36,10 @@ from gatewayd.core import (
     OptOutScope,
     SubmitRequest,
 )
+from gatewayd.core.keywords import fold
+from gatewayd.core.observe import GatewayEvent, InboundReceived
+from gatewayd.customers import Preferences
+from gatewayd.customers.preferences import preferences_from_row
 from gatewayd.flows.events import Event
 from gatewayd.flows.links import new_code, not_a_click, shorten
 from gatewayd.flows.load import EXIT
@@ -51,12 +56,14 @@ from gatewayd.store.flows_base import (
     FlowStore,
     NewEvent,
     NewSend,
+    TimelineEntry,
 )
 
 log = structlog.get_logger(__name__)
 
 IDLE_SECONDS = 3600.0  # the loop looks again at least this often
 BATCH = 100  # due enrolments taken per pass
+INBOUND_SETTLE_SECONDS = 10.0  # settle_inbound gives up (TimeoutError) after this long
 _MAX_HOPS = 100  # steps run for one enrolment in one pass (a branch loop cannot spin)
 
 
@@ -108,6 +115,8 @@ class FlowEngine:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._inbound_tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -115,11 +124,17 @@ class FlowEngine:
         """Start the task that runs due steps."""
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="flows-engine")
+            self.listen()
             log.info("flows.started", flows=len(self.flows.flows))
 
     async def stop(self) -> None:
         """Stop the task (a step in progress is cancelled; it reruns idempotently)."""
         task, self._task = self._task, None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for pending in list(self._inbound_tasks):
+            pending.cancel()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,6 +176,61 @@ class FlowEngine:
             finally:
                 for fut in (sleeper, waker):
                     fut.cancel()
+
+    # -- inbound SMS: preference keywords -----------------------------------------------
+
+    def listen(self) -> None:
+        """Handle the gateway's inbound SMS (preference keywords, survey answers)."""
+        if self._unsubscribe is None:
+            self._unsubscribe = self.gateway.observers.subscribe(self._observe)
+
+    def _observe(self, event: GatewayEvent) -> None:
+        # Observers run on the loop and must not block: the work goes to a task.
+        if isinstance(event, InboundReceived) and event.complete:
+            task = asyncio.create_task(self._inbound_task(event.inbound_id))
+            self._inbound_tasks.add(task)
+            task.add_done_callback(self._inbound_tasks.discard)
+
+    async def _inbound_task(self, inbound_id: str) -> None:
+        try:
+            await self.handle_inbound(inbound_id)
+        except Exception:
+            log.exception("customers.inbound_failed", inbound=inbound_id)
+
+    async def settle_inbound(self) -> None:
+        """Until the inbound SMS seen so far are handled (tests and shutdown)."""
+        async with asyncio.timeout(INBOUND_SETTLE_SECONDS):
+            while self._inbound_tasks:
+                await asyncio.gather(*self._inbound_tasks, return_exceptions=True)
+
+    async def handle_inbound(self, inbound_id: str) -> str | None:
+        """A preference keyword (``MENOS``, ``ONLY ORDERS``, ...) from a known customer sets
+        their frequency and gets its confirmation; returns the frequency set, if any."""
+        found = await self.store.inbound_text(inbound_id)
+        if found is None:
+            return None
+        sender, text = found
+        folded = fold(text)
+        keyword = next((k for k in self.flows.keywords if k.word == folded), None)
+        if keyword is None:
+            return None
+        customer = await self.store.customer_by_phone(sender)
+        if customer is None:
+            log.info("customers.keyword_unknown_sender", keyword=keyword.word)
+            return None
+        prefs = await self.preferences(customer.id)
+        await self.set_preferences(
+            customer.id, Preferences(prefs.kinds, keyword.frequency), source="keyword"
+        )
+        reply = compose(
+            keyword.reply, brand=self.settings.brand, language=keyword.language, marketing=False
+        )
+        with contextlib.suppress(GatewayError):
+            await self.gateway.submit(
+                SubmitRequest(to=sender, text=reply, smart=True),
+                idempotency_key=f"preference-reply:{inbound_id}",
+            )
+        return keyword.frequency.value
 
     # -- events --------------------------------------------------------------------------
 
@@ -451,7 +521,7 @@ class FlowEngine:
         customer = facts.customer
         marketing = action.category is Category.MARKETING
         consent = customer.consent_marketing if marketing else customer.consent_transactional
-        record = _Recorder(self.store, e, flow.name, step, customer, action.category, now)
+        record = _Recorder(self.store, e, flow.name, step, customer, action, now)
         if not consent:
             await record("no_consent")
             return True
@@ -459,8 +529,13 @@ class FlowEngine:
         if scope == OptOutScope.ALL.value or (scope == OptOutScope.MARKETING.value and marketing):
             await record("opted_out")
             return False
+        prefs = await self.preferences(customer.id)
+        if not prefs.allows(action.kind):
+            # The customer's choice, not a refusal: the flow goes on past this step.
+            await record("preference", detail={"frequency": prefs.frequency.value})
+            return True
         text = await self._text(e, flow, step, action, facts, now)
-        send_at = await self._send_at(customer, marketing, now)
+        send_at = await self._send_at(customer, marketing, now, prefs)
         req = SubmitRequest(
             to=customer.phone,
             text=text,
@@ -476,13 +551,16 @@ class FlowEngine:
             return False
         except IdempotencyConflict:
             # Submitted before a restart with another send_at: the message exists already.
-            await record("sent", send_at=send_at)
+            await record(
+                "sent", send_at=send_at, deferred=self._deferral(customer, marketing, now, send_at)
+            )
             return True
         except GatewayError as exc:
             log.warning("flows.send_refused", enrolment=e.id, step=step, error=exc.message)
-            await record("refused")
+            await record("refused", detail={"error": exc.message})
             return True
-        await record("sent", message_id=result.id, send_at=send_at)
+        deferred = self._deferral(customer, marketing, now, send_at)
+        await record("sent", message_id=result.id, send_at=send_at, deferred=deferred)
         log.info("flows.sent", flow=flow.name, step=step, message=result.id, send_at=send_at)
         return True
 
@@ -529,10 +607,49 @@ class FlowEngine:
         marketing = action.category is Category.MARKETING
         return compose(body, brand=self.settings.brand, language=lang, marketing=marketing)
 
-    async def _send_at(self, customer: CustomerRecord, marketing: bool, now: datetime) -> datetime:
+    def _deferral(
+        self, customer: CustomerRecord, marketing: bool, now: datetime, send_at: datetime
+    ) -> str | None:
+        """Why a send waits: ``quiet_hours`` when now is quiet in a zone, else ``cap``."""
+        if send_at <= now:
+            return None
+        s = self.settings
+        if marketing or s.quiet_transactional:
+            zones = zones_for(customer.timezone, customer.phone, s.default_timezone)
+            if any(self._quiet.next_allowed(now, zone) > now for zone in zones):
+                return "quiet_hours"
+        return "cap"
+
+    async def preferences(self, customer_id: str) -> Preferences:
+        """The customer's stored choice, or every kind at ``normal``."""
+        row = await self.store.preferences(customer_id)
+        return Preferences() if row is None else preferences_from_row(*row)
+
+    async def set_preferences(
+        self, customer_id: str, prefs: Preferences, *, source: str
+    ) -> Preferences:
+        """Store a choice (recorded in the timeline); ``essential`` also adds no opt-out:
+        the engine honours it at each step."""
+        kinds = ",".join(sorted(k.value for k in prefs.kinds))
+        await self.store.set_preferences(
+            customer_id, kinds, prefs.frequency.value, source=source, at=self.clock.now()
+        )
+        log.info("customers.preferences", customer=customer_id, frequency=str(prefs.frequency))
+        return prefs
+
+    async def timeline(self, customer_id: str, limit: int = 500) -> list[TimelineEntry]:
+        """Every decision recorded for the customer, oldest first."""
+        return await self.store.timeline(customer_id, limit)
+
+    async def _send_at(
+        self, customer: CustomerRecord, marketing: bool, now: datetime, prefs: Preferences
+    ) -> datetime:
         s = self.settings
         zones = zones_for(customer.timezone, customer.phone, s.default_timezone)
         quiet = self._quiet if marketing or s.quiet_transactional else None
+        caps = Caps(
+            prefs.cap(self._caps.per_day), prefs.cap(self._caps.per_week), self._caps.min_gap
+        )
         all_times = await self.store.send_times(customer.id, now - WEEK, None)
         mkt = await self.store.send_times(customer.id, now - WEEK, Category.MARKETING.value)
         try:
@@ -540,7 +657,7 @@ class FlowEngine:
                 now,
                 quiet=quiet,
                 zones=zones,
-                caps=self._caps,
+                caps=caps,
                 marketing=marketing,
                 marketing_times=mkt,
                 all_times=all_times,
@@ -551,7 +668,7 @@ class FlowEngine:
                 now,
                 quiet=quiet,
                 zones=zones[:1],
-                caps=self._caps,
+                caps=caps,
                 marketing=marketing,
                 marketing_times=mkt,
                 all_times=all_times,
@@ -572,7 +689,7 @@ class FlowEngine:
 
 
 class _Recorder:
-    """Writes the one ``flow_sends`` row of a send step."""
+    """Writes the one ``flow_sends`` row of a send step and its timeline entry."""
 
     def __init__(
         self,
@@ -581,15 +698,41 @@ class _Recorder:
         flow: str,
         step: str,
         customer: CustomerRecord,
-        category: Category,
+        action: Send,
         now: datetime,
     ) -> None:
         self._store, self._e, self._flow, self._step = store, e, flow, step
-        self._customer, self._category, self._now = customer, category, now
+        self._customer, self._action, self._now = customer, action, now
 
     async def __call__(
-        self, outcome: str, *, message_id: str | None = None, send_at: datetime | None = None
+        self,
+        outcome: str,
+        *,
+        message_id: str | None = None,
+        send_at: datetime | None = None,
+        deferred: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
+        if outcome == "sent":
+            what, reason = ("deferred", deferred) if deferred else ("sent", None)
+        else:
+            what, reason = "skipped", outcome
+        info = dict(detail or {})
+        if send_at is not None:
+            info["send_at"] = send_at.isoformat().replace("+00:00", "Z")
+        await self._store.add_timeline(
+            TimelineEntry(
+                customer_id=self._customer.id,
+                at=self._now,
+                what=what,
+                reason=reason,
+                flow=self._flow,
+                step=self._step,
+                kind=self._action.kind.value,
+                message_id=message_id,
+                detail=info,
+            )
+        )
         await self._store.record_send(
             NewSend(
                 enrolment_id=self._e.id,
@@ -597,7 +740,7 @@ class _Recorder:
                 step=self._step,
                 customer_id=self._customer.id,
                 phone=self._customer.phone,
-                category=self._category.value,
+                category=self._action.category.value,
                 outcome=outcome,
                 message_id=message_id,
                 at=self._now,

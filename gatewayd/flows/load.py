@@ -17,6 +17,8 @@ from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from gatewayd.config import ConfigError, FlowsConfig
+from gatewayd.core.keywords import fold
+from gatewayd.customers import Frequency, MessageKind
 from gatewayd.flows.model import (
     Action,
     Branch,
@@ -24,6 +26,7 @@ from gatewayd.flows.model import (
     Exit,
     Flow,
     FlowSet,
+    PreferenceKeyword,
     Scope,
     Segment,
     Send,
@@ -133,7 +136,7 @@ class _Parser:
         return tuple(self._str(v, f"{key}[{i}]") for i, v in enumerate(value))
 
     def flowset(self, raw: dict[str, Any]) -> FlowSet:
-        self._keys(raw, ("default_locale", "links", "templates", "flows"), "")
+        self._keys(raw, ("default_locale", "links", "templates", "flows", "preferences"), "")
         default_locale = self._str(raw.get("default_locale", "es"), "default_locale")
         links = {
             name: self._url(url, f"links.{name}")
@@ -154,7 +157,41 @@ class _Parser:
                 raise self.error(f"flows[{i}].name", f"duplicate flow name {flow.name!r}")
             names.add(flow.name)
             flows.append(flow)
-        return FlowSet(tuple(flows), templates, default_locale, links)
+        keywords = self.preference_keywords(raw.get("preferences", {}))
+        return FlowSet(tuple(flows), templates, default_locale, links, keywords)
+
+    def preference_keywords(self, value: Any) -> tuple[PreferenceKeyword, ...]:
+        """``[preferences.keywords.<lang>]``: ``reduced = ["MENOS"]`` and a ``reduced_reply``
+        per frequency that has words."""
+        table = self._table(value, "preferences")
+        self._keys(table, ("keywords",), "preferences")
+        out: list[PreferenceKeyword] = []
+        seen: dict[str, str] = {}
+        langs = self._table(table.get("keywords", {}), "preferences.keywords")
+        for lang, raw in langs.items():
+            key = f"preferences.keywords.{lang}"
+            if not re.match(r"^[a-z]{2,3}$", lang):
+                raise self.error(key, "expected a language code such as 'es'")
+            words = self._table(raw, key)
+            names = [f.value for f in Frequency]
+            self._keys(words, [*names, *(f"{n}_reply" for n in names)], key)
+            for freq in Frequency:
+                if freq.value not in words:
+                    continue
+                reply_key = f"{freq.value}_reply"
+                if reply_key not in words:
+                    raise self.error(f"{key}.{reply_key}", "a keyword needs its confirmation")
+                reply = self._str(words[reply_key], f"{key}.{reply_key}")
+                for i, word in enumerate(self._strs(words[freq.value], f"{key}.{freq.value}")):
+                    folded = fold(word)
+                    where = f"{key}.{freq.value}[{i}]"
+                    if not folded:
+                        raise self.error(where, "a keyword needs a letter or digit")
+                    if folded in seen:
+                        raise self.error(where, f"{word!r} is already a keyword ({seen[folded]})")
+                    seen[folded] = where
+                    out.append(PreferenceKeyword(folded, freq, lang, reply))
+        return tuple(out)
 
     def _url(self, value: Any, key: str) -> str:
         url = self._str(value, key)
@@ -278,12 +315,15 @@ class _Parser:
             action = Branch(cond, then, other)
             default = f"branch_{len(earlier) + 1}"
         elif kind == "send":
-            self._keys(table, ("name", "send", "category"), key)
+            self._keys(table, ("name", "send", "category", "kind"), key)
             template = self._str(table["send"], f"{key}.send")
             if template not in templates:
                 raise self.error(f"{key}.send", f"no template named {template!r}")
             cat = self._enum(Category, table.get("category", category.value), f"{key}.category")
-            action = Send(template, cat)
+            # Without a kind, a marketing step is "marketing" and any other "transactional".
+            fallback = "marketing" if cat is Category.MARKETING else "transactional"
+            kind = self._enum(MessageKind, table.get("kind", fallback), f"{key}.kind")
+            action = Send(template, cat, kind)
             default = template
         else:
             self._keys(table, ("name", "exit", "unsubscribe"), key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gatewayd.customers import Frequency, MessageKind
 from gatewayd.store import Category
 
 
@@ -76,10 +77,12 @@ class Branch:
 
 @dataclass(frozen=True)
 class Send:
-    """Send ``template`` in ``category`` (marketing adds the opt-out clause)."""
+    """Send ``template`` in ``category`` (marketing adds the opt-out clause); ``kind`` is what
+    the customer's preferences are asked about."""
 
     template: str
     category: Category
+    kind: MessageKind = MessageKind.TRANSACTIONAL
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,17 @@ class Template:
 
 
 @dataclass(frozen=True)
+class PreferenceKeyword:
+    """An SMS keyword (folded: lower case, no accents or punctuation) that sets a frequency,
+    and the confirmation sent back in its language."""
+
+    word: str
+    frequency: Frequency
+    language: str
+    reply: str
+
+
+@dataclass(frozen=True)
 class FlowSet:
     """Everything ``flows.toml`` defines."""
 
@@ -138,6 +152,7 @@ class FlowSet:
     templates: dict[str, Template]
     default_locale: str = "es"
     links: dict[str, str] = field(default_factory=dict)  # named URLs templates may use
+    keywords: tuple[PreferenceKeyword, ...] = ()  # preference keywords (MENOS, LESS, ...)
 
     def triggered_by(self, event_type: str) -> list[Flow]:
         """The flows started by ``event_type``."""

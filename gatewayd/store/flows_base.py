@@ -7,7 +7,7 @@ resumes every enrolment from here), the messages sent per step, short links and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -50,6 +50,34 @@ class CustomerRecord:
     consent_marketing: bool
     consent_source: str | None
     consent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One decision about a customer (a send, a deferral, a skip) or a preference change."""
+
+    customer_id: str
+    at: datetime
+    what: str  # sent | deferred | skipped | preferences
+    reason: str | None = None  # preference, cap, quiet_hours, no_consent, opted_out, ...
+    flow: str | None = None
+    step: str | None = None
+    kind: str | None = None
+    message_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's ``TimelineEntry``."""
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "what": self.what,
+            "reason": self.reason,
+            "flow": self.flow,
+            "step": self.step,
+            "kind": self.kind,
+            "message_id": self.message_id,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -212,6 +240,15 @@ class FlowStore(Protocol):
     async def clicked(self, enrolment_id: str, step: str) -> bool: ...
     async def replied(self, phone: str, since: datetime) -> bool: ...
     async def optout_scope(self, phone: str) -> str | None: ...
+
+    async def customer_by_phone(self, phone: str) -> CustomerRecord | None: ...
+    async def inbound_text(self, inbound_id: str) -> tuple[str, str] | None: ...
+    async def preferences(self, customer_id: str) -> tuple[str, str] | None: ...
+    async def set_preferences(
+        self, customer_id: str, kinds: str, frequency: str, *, source: str, at: datetime
+    ) -> None: ...
+    async def add_timeline(self, entry: TimelineEntry) -> None: ...
+    async def timeline(self, customer_id: str, limit: int) -> list[TimelineEntry]: ...
 
     async def enrolled_counts(self, since: datetime) -> dict[str, int]: ...
     async def step_counts(

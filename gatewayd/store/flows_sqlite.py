@@ -29,6 +29,7 @@ from gatewayd.store.flows_base import (
     NewSend,
     OrderRecord,
     StepCounts,
+    TimelineEntry,
 )
 from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
@@ -443,6 +444,92 @@ class SqliteFlowStore:
         """The scope of ``phone``'s opt-out entry, if any."""
         row = await self._one("SELECT scope FROM optouts WHERE number = ?", (phone,))
         return None if row is None else str(row["scope"])
+
+    # -- customers: preferences and timeline ---------------------------------------------
+
+    async def customer_by_phone(self, phone: str) -> CustomerRecord | None:
+        """The customer last seen with ``phone`` (E.164), or None."""
+        row = await self._one(
+            "SELECT * FROM flow_customers WHERE phone = ? ORDER BY updated_at DESC LIMIT 1",
+            (phone,),
+        )
+        return None if row is None else _customer(row)
+
+    async def inbound_text(self, inbound_id: str) -> tuple[str, str] | None:
+        """(sender, text) of a complete inbound message, or None."""
+        row = await self._one(
+            "SELECT sender, text FROM inbound_messages WHERE id = ? AND status != 'partial'",
+            (inbound_id,),
+        )
+        return None if row is None else (str(row["sender"]), str(row["text"]))
+
+    async def preferences(self, customer_id: str) -> tuple[str, str] | None:
+        """(kinds, frequency) as stored, or None when the customer never chose."""
+        row = await self._one(
+            "SELECT kinds, frequency FROM customer_preferences WHERE customer_id = ?",
+            (customer_id,),
+        )
+        return None if row is None else (str(row["kinds"]), str(row["frequency"]))
+
+    async def set_preferences(
+        self, customer_id: str, kinds: str, frequency: str, *, source: str, at: datetime
+    ) -> None:
+        """Store a choice and its timeline entry in one commit."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO customer_preferences (customer_id, kinds, frequency, source,"
+                " updated_at) VALUES (?,?,?,?,?) ON CONFLICT (customer_id) DO UPDATE SET"
+                " kinds = excluded.kinds, frequency = excluded.frequency,"
+                " source = excluded.source, updated_at = excluded.updated_at",
+                (customer_id, kinds, frequency, source, to_db(at)),
+            )
+            detail = {"kinds": kinds.split(","), "frequency": frequency, "source": source}
+            await db.execute(
+                "INSERT INTO customer_timeline (customer_id, at, what, reason, detail)"
+                " VALUES (?,?,?,?,?)",
+                (customer_id, to_db(at), "preferences", source, json.dumps(detail)),
+            )
+
+    async def add_timeline(self, entry: TimelineEntry) -> None:
+        """Record one decision."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO customer_timeline (customer_id, at, what, reason, flow, step, kind,"
+                " message_id, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.customer_id,
+                    to_db(entry.at),
+                    entry.what,
+                    entry.reason,
+                    entry.flow,
+                    entry.step,
+                    entry.kind,
+                    entry.message_id,
+                    json.dumps(entry.detail),
+                ),
+            )
+
+    async def timeline(self, customer_id: str, limit: int) -> list[TimelineEntry]:
+        """The customer's latest ``limit`` entries, oldest first."""
+        rows = await self._all(
+            "SELECT * FROM (SELECT * FROM customer_timeline WHERE customer_id = ?"
+            " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            (customer_id, limit),
+        )
+        return [
+            TimelineEntry(
+                customer_id=r["customer_id"],
+                at=from_db(r["at"]),
+                what=r["what"],
+                reason=r["reason"],
+                flow=r["flow"],
+                step=r["step"],
+                kind=r["kind"],
+                message_id=r["message_id"],
+                detail=json.loads(r["detail"]),
+            )
+            for r in rows
+        ]
 
     # -- metrics -------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class FlowHarness:
 
     async def settle(self) -> None:
         """Run due steps and wait until the gateway has sent what is due."""
+        await self.engine.settle_inbound()
         await self.engine.run_due()
         await self.h.idle()
 
@@ -129,6 +130,7 @@ async def start_flows(
         flow_settings or settings(),
         clock=clock,
     )
+    engine.listen()
     return FlowHarness(h, engine, store)
 
 
