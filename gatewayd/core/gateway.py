@@ -140,6 +140,13 @@ class Gateway:
             and (pool is None or w.config.pool == pool)
         )
 
+    def _optout_elsewhere(self, number: str, scope: OptOutScope | None) -> None:
+        # Another node committed it (PostgreSQL): the check at the prompt sees it from now.
+        if scope is None:
+            self._optouts.pop(number, None)
+        else:
+            self._optouts[number] = scope
+
     def wake_all(self) -> None:
         """Wake every worker (a commit or a state change may give any of them work)."""
         for worker in self._workers.values():
@@ -173,6 +180,7 @@ class Gateway:
         cfg = self._config
         self.store.set_webhook_url(cfg.webhooks.url)
         self.store.on_queued(self.wake_all)
+        self.store.on_optout(self._optout_elsewhere)
         now = self.clock.now()
         self._optouts.update(await self.store.optouts())
         unconfirmed, requeued = await self.store.recover(

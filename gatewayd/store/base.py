@@ -55,6 +55,13 @@ class Store(Protocol):
         """Call ``callback()`` after a commit that wrote webhook events."""
         ...
 
+    def on_optout(self, callback: Callable[[str, OptOutScope | None], None]) -> None:
+        """Call ``callback(number, scope)`` (``None``: removed) when another node changed it.
+
+        Changes this process makes are not announced back (the caller knows them).
+        """
+        ...
+
     def queue_depth(self) -> int:
         """Messages queued or being sent: a counter, never a scan."""
         ...

@@ -82,6 +82,8 @@ log = structlog.get_logger(__name__)
 COMMAND_TIMEOUT_SECONDS = 30.0
 # The channel every node listens on; the payload is empty (a hint to look at the queue).
 CHANNEL = "gatewayd_queued"
+# Opt-out list changes: {"node", "number", "scope"} (scope null: removed).
+OPTOUT_CHANNEL = "gatewayd_optout"
 
 _GONE_OUT_SQL = ",".join(f"'{s.value}'" for s in sorted(GONE_OUT))
 
@@ -184,6 +186,7 @@ class PostgresStore:
         self._depth = 0
         self._listeners: list[Callable[[], None]] = []
         self._outbox_listeners: list[Callable[[], None]] = []
+        self._optout_listeners: list[Callable[[str, OptOutScope | None], None]] = []
         # Claims this node holds: message id -> epoch (the fence of every later write).
         self._claims: dict[str, int] = {}
         # SIMs this node owns, with the monotonic time their ownership was last renewed.
@@ -229,6 +232,7 @@ class PostgresStore:
                 self._dsn, server_settings={"application_name": f"{self._app_name}/listen"[:63]}
             )
             await listener.add_listener(CHANNEL, self._notified)
+            await listener.add_listener(OPTOUT_CHANNEL, self._optout_notified)
             self._listener = listener
         except (OSError, asyncpg.PostgresError) as exc:
             # Wake-ups are a hint; polling still finds the work.
@@ -279,6 +283,23 @@ class PostgresStore:
         for cb in self._listeners:
             cb()
 
+    def _optout_notified(self, _conn: _Conn, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            change = json.loads(str(payload))
+            node, number = str(change["node"]), str(change["number"])
+            scope = None if change["scope"] is None else OptOutScope(change["scope"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("store.optout_notice_invalid", error=str(exc))
+            return
+        if node == self.node:
+            return
+        for cb in self._optout_listeners:
+            cb(number, scope)
+
+    async def _notify_optout(self, tx: _Tx, number: str, scope: OptOutScope | None) -> None:
+        payload = {"node": self.node, "number": number, "scope": scope}
+        await tx.db.execute("SELECT pg_notify($1, $2)", OPTOUT_CHANNEL, json.dumps(payload))
+
     async def _beat(self) -> None:
         """Renew this node's heartbeat (and its SIMs') every third of a lease."""
         while True:
@@ -313,6 +334,13 @@ class PostgresStore:
     def on_outbox(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after a commit that wrote webhook events."""
         self._outbox_listeners.append(callback)
+
+    def on_optout(self, callback: Callable[[str, OptOutScope | None], None]) -> None:
+        """Call ``callback(number, scope)`` (``None``: removed) when another node changed it.
+
+        A hint, like the queue's: ``part_sending`` checks the list in the database anyway.
+        """
+        self._optout_listeners.append(callback)
 
     def queue_depth(self) -> int:
         """Messages queued or being sent, all nodes: a counter row, never a scan.
@@ -1323,6 +1351,7 @@ class PostgresStore:
                 await self._finish(tx, mid, now, MessageStatus.CANCELLED, code="opted_out", text="")
             if changed:
                 await self._event(tx, "optout.created", optout_data(record), now)
+                await self._notify_optout(tx, number, record.scope)
         return OptOutResult(record, ids)
 
     async def remove_optout(self, number: str, now: datetime) -> bool:
@@ -1333,6 +1362,7 @@ class PostgresStore:
             if row is None:
                 return False
             await self._event(tx, "optout.removed", optout_data(rows_.optout(row)), now)
+            await self._notify_optout(tx, number, None)
         return True
 
     async def optouts(self) -> dict[str, OptOutScope]:

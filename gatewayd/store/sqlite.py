@@ -178,6 +178,10 @@ class SqliteStore:
         """Call ``callback()`` after a commit that wrote webhook events."""
         self._outbox_listeners.append(callback)
 
+    def on_optout(self, callback: Callable[[str, OptOutScope | None], None]) -> None:
+        """Never called: one host, so no other node changes the opt-out list."""
+        del callback
+
     def queue_depth(self) -> int:
         """Messages queued or being sent: a counter, never a scan."""
         return self._depth
