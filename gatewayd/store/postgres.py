@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import random
 import socket
 import time
 import urllib.parse
@@ -80,6 +81,9 @@ from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 log = structlog.get_logger(__name__)
 
 COMMAND_TIMEOUT_SECONDS = 30.0
+# Rows of the queue depth counter (sql/postgres/0001_initial.sql); the depth is their sum.
+DEPTH_STRIPES = 16
+_DEPTH = "SELECT SUM(value) FROM queue_depth"
 # The channel every node listens on; the payload is empty (a hint to look at the queue).
 CHANNEL = "gatewayd_queued"
 # Opt-out list changes: {"node", "number", "scope"} (scope null: removed).
@@ -220,9 +224,7 @@ class PostgresStore:
             async with pool.acquire() as conn:
                 await pg_migrate(conn)
                 await self._register(conn)
-                self._depth = int(
-                    await conn.fetchval("SELECT value FROM counters WHERE name = 'queue_depth'")
-                )
+                self._depth = int(await conn.fetchval(_DEPTH))
         except BaseException:
             await pool.close()
             raise
@@ -315,11 +317,7 @@ class PostgresStore:
                             "UPDATE sim_owners SET heartbeat = clock_timestamp() WHERE node = $1",
                             self.node,
                         )
-                        self._depth = int(
-                            await conn.fetchval(
-                                "SELECT value FROM counters WHERE name = 'queue_depth'"
-                            )
-                        )
+                        self._depth = int(await conn.fetchval(_DEPTH))
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 log.warning("store.heartbeat_failed", node=self.node, error=str(exc))
 
@@ -369,13 +367,12 @@ class PostgresStore:
             tx = _Tx(conn)
             yield tx
             if tx.depth_delta:
-                self._depth = int(
-                    await conn.fetchval(
-                        "UPDATE counters SET value = value + $1"
-                        " WHERE name = 'queue_depth' RETURNING value",
-                        tx.depth_delta,
-                    )
+                await conn.execute(
+                    "UPDATE queue_depth SET value = value + $1 WHERE stripe = $2",
+                    tx.depth_delta,
+                    random.randrange(DEPTH_STRIPES),
                 )
+                self._depth = int(await conn.fetchval(_DEPTH))
             if tx.queued:
                 await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
         if tx.queued:
@@ -1079,9 +1076,7 @@ class PostgresStore:
                 tx, now, "lease_until < clock_timestamp() AND claim_node <> $1", self.node
             )
             # Other nodes change the depth too: this node's view is at most a poll old.
-            self._depth = int(
-                await tx.db.fetchval("SELECT value FROM counters WHERE name = 'queue_depth'")
-            )
+            self._depth = int(await tx.db.fetchval(_DEPTH))
         if unconfirmed or requeued:
             log.warning(
                 "dispatch.took_over", node=self.node, unconfirmed=unconfirmed, requeued=requeued

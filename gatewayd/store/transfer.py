@@ -150,8 +150,8 @@ class _Postgres:
                     f" COALESCE((SELECT MAX(seq) FROM {table}), 0) + 1, false)"
                 )
         await self.conn.execute(
-            "UPDATE counters SET value = (SELECT COUNT(*) FROM messages"
-            " WHERE status IN ('queued','sending')) WHERE name = 'queue_depth'"
+            "UPDATE queue_depth SET value = CASE WHEN stripe = 0 THEN (SELECT COUNT(*)"
+            " FROM messages WHERE status IN ('queued','sending')) ELSE 0 END"
         )
 
 

@@ -185,9 +185,11 @@ CREATE TABLE sim_owners (
     heartbeat TIMESTAMPTZ NOT NULL
 );
 
--- Messages queued or sending, kept by every transaction that changes it (never a scan).
-CREATE TABLE counters (
-    name TEXT PRIMARY KEY,
+-- Messages queued or sending, kept by every transaction that changes it (never a scan of
+-- messages): the depth is the sum of the stripes, and each transaction adds its change to
+-- one stripe at random, so concurrent commits (of all nodes) seldom wait for each other.
+CREATE TABLE queue_depth (
+    stripe INTEGER PRIMARY KEY,
     value BIGINT NOT NULL
 );
-INSERT INTO counters (name, value) VALUES ('queue_depth', 0);
+INSERT INTO queue_depth (stripe, value) SELECT s, 0 FROM generate_series(0, 15) AS s;
