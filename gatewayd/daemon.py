@@ -34,8 +34,10 @@ from gatewayd.config import (
 )
 from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
+from gatewayd.fleet.alarms import AlarmMonitor
 from gatewayd.fleet.binding import sim_pins
 from gatewayd.fleet.discovery import Discovery
+from gatewayd.fleet.service import Fleet
 from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
@@ -97,6 +99,7 @@ class Daemon:
         self.modems: list[Modem] = []
         self.gateway: Gateway | None = None
         self.discovery: Discovery | None = None
+        self.alarms: AlarmMonitor | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -134,6 +137,15 @@ class Daemon:
                     config, self.gateway, clock=self.clock, pins=secrets.pins
                 )
                 self.discovery.start()
+            gateway = self.gateway
+            self.alarms = AlarmMonitor(
+                config.alarms,
+                workers=lambda: gateway.workers,
+                store=self.store,
+                observers=gateway.observers,
+                clock=self.clock,
+            )
+            self.alarms.start()
             self.webhooks = WebhookWorker(
                 self.store,
                 config.webhooks,
@@ -152,6 +164,7 @@ class Daemon:
                 max_body_bytes=config.api.max_body_bytes,
                 resources=[self._webhooks_running],
                 flows=self.flows,
+                fleet=Fleet(self.gateway, self.alarms, self.discovery),
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
             await self._runner.setup()
@@ -303,6 +316,9 @@ class Daemon:
             self._flow_store = None
         if self.webhooks is not None:  # stopped with the API already, unless start failed
             await _bounded("webhooks", self.webhooks.stop())
+        if self.alarms is not None:
+            await _bounded("alarms", self.alarms.stop())
+            self.alarms = None
         if self.discovery is not None:
             await _bounded("discovery", self.discovery.stop())
             self.discovery = None

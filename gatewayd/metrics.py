@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -27,6 +27,7 @@ from drivers.modem import ModemState
 from gatewayd import __version__
 from gatewayd.core import Gateway, MessageStatus, ModemStatusView
 from gatewayd.core.observe import (
+    AlarmChanged,
     GatewayEvent,
     InboundReceived,
     MessageQueued,
@@ -261,6 +262,12 @@ class GatewayMetrics:
             ["event", "gave_up"],
             registry=r,
         )
+        self.alarms = Gauge(
+            "gatewayd_modem_alarm",
+            "1 while a health alarm of the modem is raised (gatewayd.fleet.alarms).",
+            ["modem", "alarm"],
+            registry=r,
+        )
         r.register(_StateCollector(gateway))
         self._sent_at: OrderedDict[tuple[str, int], datetime] = OrderedDict()
         self._counted: OrderedDict[tuple[str, MessageStatus], None] = OrderedDict()
@@ -301,6 +308,8 @@ class GatewayMetrics:
                 self.activity.add(at, "optouts")
             case OptOutChanged(added=False, source=source):
                 self.optout_removals.labels(source).inc()
+            case AlarmChanged(modem=modem, alarm=alarm, raised=raised):
+                self.alarms.labels(modem, alarm).set(1 if raised else 0)
             case WebhookAttempted(event=hook, outcome="delivered"):
                 self.webhook_deliveries.labels(hook).inc()
             case WebhookAttempted(event=hook, outcome=outcome):

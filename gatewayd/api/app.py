@@ -10,6 +10,8 @@ from drivers.clock import Clock
 from gatewayd.api.customers import ROUTES as CUSTOMER_ROUTES
 from gatewayd.api.events import FLOWS
 from gatewayd.api.events import ROUTES as FLOW_ROUTES
+from gatewayd.api.fleet import FLEET
+from gatewayd.api.fleet import ROUTES as FLEET_ROUTES
 from gatewayd.api.handlers import ROUTES
 from gatewayd.api.keys import (
     CLOCK,
@@ -22,6 +24,7 @@ from gatewayd.api.keys import (
 from gatewayd.api.middleware import auth_middleware, error_middleware
 from gatewayd.api.status import install as install_status
 from gatewayd.core import Gateway
+from gatewayd.fleet.service import Fleet
 from gatewayd.flows import FlowEngine
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
@@ -36,6 +39,7 @@ def create_app(
     max_body_bytes: int,
     resources: Sequence[Resource] = (),
     flows: FlowEngine | None = None,
+    fleet: Fleet | None = None,
 ) -> web.Application:
     """The /v1 application over ``gateway``.
 
@@ -57,6 +61,9 @@ def create_app(
         app[FLOWS] = flows
         app.add_routes(FLOW_ROUTES)
         app.add_routes(CUSTOMER_ROUTES)  # preferences, timeline (gatewayd.api.customers)
+    if fleet is not None:  # alarms, ports, richer /v1/modems (gatewayd.api.fleet)
+        app[FLEET] = fleet
+        app.add_routes(FLEET_ROUTES)
     # GET /metrics (a registry per app) and the status page with its login.
     install_status(app)
     return app

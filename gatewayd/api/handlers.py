@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gatewayd.api.fleet import FLEET
 from gatewayd.api.keys import CLOCK, FAILURES, GATEWAY, STATE
 from gatewayd.api.middleware import ApiError, error_response
 from gatewayd.api.openapi import OPENAPI
@@ -181,6 +182,9 @@ async def remove_optout(request: web.Request) -> web.Response:
 async def list_modems(request: web.Request) -> web.Response:
     """GET /v1/modems"""
     views = request.app[GATEWAY].modem_status()
+    fleet = request.app.get(FLEET)
+    if fleet is not None:  # port, identities, storage, limits, alarms (gatewayd.fleet)
+        return web.json_response({"modems": [fleet.modem_json(v) for v in views]})
     return web.json_response({"modems": [v.to_json() for v in views]})
 
 

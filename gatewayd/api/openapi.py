@@ -322,6 +322,17 @@ SCHEMAS: dict[str, Any] = {
                 {"minute": NINT, "hour": NINT, "day": NINT}, ("minute", "hour", "day"), closed=True
             ),
             "queue_depth": INT,
+            # Present when the fleet is running (gatewayd.fleet): the SIM, not the port.
+            "port": NSTR,
+            "imei": NSTR,
+            "iccid": NSTR,
+            "imsi": NSTR,
+            "storage": _obj({"used": NINT, "total": NINT}, ("used", "total"), closed=True),
+            "limits": _obj(
+                {"minute": NINT, "hour": NINT, "day": NINT}, ("minute", "hour", "day"), closed=True
+            ),
+            "sent_today": NINT,
+            "alarms": {"type": "array", "items": STR},
         },
         (
             "name",

@@ -24,6 +24,7 @@ import phonenumbers
 
 from drivers.profiles import PROFILES
 from gatewayd.config.model import (
+    AlarmsConfig,
     ApiConfig,
     DiscoveryConfig,
     FlowsConfig,
@@ -254,6 +255,7 @@ class _Loader:
             self._validate_modem(modem, f"modems[{i}]", names)
             names[modem.name] = i
         self._validate_discovery(config.discovery)
+        self._validate_alarms(config.alarms)
         seen: dict[str, int] = {}
         for i, sim in enumerate(config.sims):
             self._validate_sim(sim, f"sims[{i}]", seen)
@@ -357,6 +359,22 @@ class _Loader:
         self._above_zero(discovery.probe_timeout_seconds, "discovery.probe_timeout_seconds")
         self._positive(discovery.baudrate, "discovery.baudrate")
         self._validate_limits(discovery.limits, "discovery.limits")
+
+    def _validate_alarms(self, alarms: AlarmsConfig) -> None:
+        for key in ("check_seconds", "signal_low_minutes"):
+            self._above_zero(getattr(alarms, key), f"alarms.{key}")
+        for key in ("raise_after_seconds", "clear_after_seconds"):
+            self._positive(getattr(alarms, key), f"alarms.{key}", 0)
+        if not 0 < alarms.storage_clear_ratio <= alarms.storage_raise_ratio <= 1:
+            raise self.error(
+                "alarms.storage_clear_ratio", "expected 0 < storage_clear_ratio <= raise_ratio <= 1"
+            )
+        if alarms.signal_clear_dbm < alarms.signal_low_dbm:
+            raise self.error("alarms.signal_clear_dbm", "must be at least signal_low_dbm")
+        self._positive(alarms.no_reports_after_parts, "alarms.no_reports_after_parts")
+        self._positive(alarms.error_window, "alarms.error_window")
+        if not 0 < alarms.error_rate <= 1:
+            raise self.error("alarms.error_rate", "expected a fraction above 0, at most 1")
 
     def _validate_sim(self, sim: SimConfig, key: str, seen: dict[str, int]) -> None:
         ident = sim.iccid or sim.imei

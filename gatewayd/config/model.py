@@ -86,6 +86,23 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True)
+class AlarmsConfig:
+    """Health alarms of each modem/SIM: when they raise and when they clear (hysteresis)."""
+
+    check_seconds: float = 10.0  # how often conditions are looked at
+    raise_after_seconds: float = 60.0  # a condition holds this long before it raises
+    clear_after_seconds: float = 120.0  # ... and is gone this long before it clears
+    storage_raise_ratio: float = 0.8  # DESIGN: Inbound storage (a full store stops +CMTI)
+    storage_clear_ratio: float = 0.7
+    signal_low_dbm: int = -105
+    signal_clear_dbm: int = -100
+    signal_low_minutes: float = 5.0  # signal below the threshold this long raises
+    no_reports_after_parts: int = 10  # parts sent in a row without a report (often barring)
+    error_rate: float = 0.5  # send errors / attempts over the last ``error_window`` attempts
+    error_window: int = 20
+
+
+@dataclass(frozen=True)
 class RoutingRule:
     """Messages to numbers starting with ``prefix`` (E.164, with '+') go to ``pool``."""
 
@@ -201,6 +218,7 @@ class GatewayConfig:
     modems: tuple[ModemConfig, ...] = ()
     sims: tuple[SimConfig, ...] = ()
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     routing: tuple[RoutingRule, ...] = ()
     sending: SendingConfig = field(default_factory=SendingConfig)
     keywords: KeywordConfig = field(default_factory=KeywordConfig)

@@ -107,6 +107,17 @@ class WebhookAttempted:
     at: datetime
 
 
+@dataclass(frozen=True)
+class AlarmChanged:
+    """A health alarm of one modem raised (``raised``) or cleared (gatewayd.fleet.alarms)."""
+
+    modem: str
+    alarm: str
+    raised: bool
+    detail: str
+    at: datetime
+
+
 GatewayEvent = (
     MessageQueued
     | MessageStatusChanged
@@ -116,6 +127,7 @@ GatewayEvent = (
     | InboundReceived
     | OptOutChanged
     | WebhookAttempted
+    | AlarmChanged
 )
 Observer = Callable[[GatewayEvent], None]
 

@@ -259,6 +259,10 @@ class Store(Protocol):
         """Deliveries that gave up, newest first; ``cursor`` continues a page."""
         ...
 
+    async def record_event(self, event: str, data: dict[str, object], now: datetime) -> None:
+        """Write one webhook event that belongs to no message (fleet alarms, missed calls)."""
+        ...
+
     async def pending_webhooks(self) -> list[WebhookDelivery]:
         """Every undelivered outbox row, oldest first (inspection and tests)."""
         ...

@@ -1282,6 +1282,11 @@ class SqliteStore:
         ]
         return Page.of(items, limit)
 
+    async def record_event(self, event: str, data: dict[str, Any], now: datetime) -> None:
+        """Write one webhook event that belongs to no message (fleet alarms, missed calls)."""
+        async with self._tx() as tx:
+            await self._event(tx, event, data, now)
+
     async def pending_webhooks(self) -> list[WebhookDelivery]:
         """Every undelivered outbox row, oldest first (inspection and tests)."""
         rows = await self._all(
