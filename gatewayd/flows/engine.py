@@ -41,6 +41,7 @@ from gatewayd.core.observe import GatewayEvent, InboundReceived
 from gatewayd.customers import Preferences
 from gatewayd.customers.preferences import preferences_from_row
 from gatewayd.flows.events import Event
+from gatewayd.flows.experiments import HOLDOUT, choose_template, in_holdout
 from gatewayd.flows.links import new_code, not_a_click, shorten
 from gatewayd.flows.load import EXIT
 from gatewayd.flows.metrics import FlowMetrics, build_metrics
@@ -519,9 +520,16 @@ class FlowEngine:
         if facts is None:
             return True
         customer = facts.customer
+        if in_holdout(flow, customer.id):
+            # The experiment's control: enrolled and tracked, sent nothing.
+            await _Recorder(self.store, e, flow.name, step, customer, action, now, HOLDOUT)(
+                "holdout"
+            )
+            return True
+        template, variant = choose_template(flow.name, customer.id, action, facts.segments)
         marketing = action.category is Category.MARKETING
         consent = customer.consent_marketing if marketing else customer.consent_transactional
-        record = _Recorder(self.store, e, flow.name, step, customer, action, now)
+        record = _Recorder(self.store, e, flow.name, step, customer, action, now, variant)
         if not consent:
             await record("no_consent")
             return True
@@ -534,14 +542,14 @@ class FlowEngine:
             # The customer's choice, not a refusal: the flow goes on past this step.
             await record("preference", detail={"frequency": prefs.frequency.value})
             return True
-        text = await self._text(e, flow, step, action, facts, now)
+        text = await self._text(e, flow, step, action, template, facts, now)
         send_at = await self._send_at(customer, marketing, now, prefs)
         req = SubmitRequest(
             to=customer.phone,
             text=text,
             category=action.category,
             send_at=send_at if send_at > now else None,
-            smart=self.flows.templates[action.template].fold_accents,
+            smart=self.flows.templates[template].fold_accents,
             metadata={"flow": flow.name, "step": step, "enrolment": e.id},
         )
         try:
@@ -565,7 +573,14 @@ class FlowEngine:
         return True
 
     async def _text(
-        self, e: EnrolmentRecord, flow: Flow, step: str, action: Send, facts: Facts, now: datetime
+        self,
+        e: EnrolmentRecord,
+        flow: Flow,
+        step: str,
+        action: Send,
+        template: str,
+        facts: Facts,
+        now: datetime,
     ) -> str:
         customer = facts.customer
         context = {
@@ -586,7 +601,7 @@ class FlowEngine:
         }
         zones = zones_for(customer.timezone, customer.phone, self.settings.default_timezone)
         lang, body = self._renderer.render(
-            self.flows.templates[action.template],
+            self.flows.templates[template],
             context,
             locale=customer.locale,
             timezone=zones[0].key,
@@ -700,9 +715,11 @@ class _Recorder:
         customer: CustomerRecord,
         action: Send,
         now: datetime,
+        variant: str | None = None,
     ) -> None:
         self._store, self._e, self._flow, self._step = store, e, flow, step
         self._customer, self._action, self._now = customer, action, now
+        self._variant = variant
 
     async def __call__(
         self,
@@ -718,6 +735,8 @@ class _Recorder:
         else:
             what, reason = "skipped", outcome
         info = dict(detail or {})
+        if self._variant is not None:
+            info["variant"] = self._variant
         if send_at is not None:
             info["send_at"] = send_at.isoformat().replace("+00:00", "Z")
         await self._store.add_timeline(
@@ -742,6 +761,7 @@ class _Recorder:
                 phone=self._customer.phone,
                 category=self._action.category.value,
                 outcome=outcome,
+                variant=self._variant,
                 message_id=message_id,
                 at=self._now,
                 send_at=send_at or self._now,

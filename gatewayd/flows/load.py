@@ -77,10 +77,11 @@ def check_templates(flows: FlowSet, settings: FlowsConfig) -> list[Preview]:
     one cannot render). Marketing is inferred from the steps that send the template."""
     renderer = Renderer(flows.default_locale)
     marketing = {
-        step.action.template
+        template
         for flow in flows.flows
         for step in flow.steps
         if isinstance(step.action, Send) and step.action.category is Category.MARKETING
+        for template in step.action.templates()
     }
     out: list[Preview] = []
     for name, template in flows.templates.items():
@@ -223,7 +224,8 @@ class _Parser:
         return Template(name, texts, fold)
 
     def flow(self, table: dict[str, Any], key: str, templates: dict[str, Template]) -> Flow:
-        self._keys(table, ("name", "trigger", "when", "category", "scope", "exit_on", "steps"), key)
+        allowed = ("name", "trigger", "when", "category", "scope", "exit_on", "steps", "holdout")
+        self._keys(table, allowed, key)
         name = self._str(table.get("name"), f"{key}.name")
         if not _NAME.match(name):
             raise self.error(f"{key}.name", "flow names are lower_case words")
@@ -241,7 +243,12 @@ class _Parser:
         steps: list[Step] = []
         for i, raw in enumerate(steps_raw):
             steps.append(self.step(raw, f"{key}.steps[{i}]", steps, templates, category))
-        flow = Flow(name, trigger, tuple(steps), when, category, scope, exit_on)
+        holdout = table.get("holdout", 0)
+        if isinstance(holdout, bool) or not isinstance(holdout, int | float):
+            raise self.error(f"{key}.holdout", "expected a percentage from 0 to below 100")
+        if not 0 <= holdout < 100:
+            raise self.error(f"{key}.holdout", "expected a percentage from 0 to below 100")
+        flow = Flow(name, trigger, tuple(steps), when, category, scope, exit_on, float(holdout))
         for i, step in enumerate(flow.steps):
             if isinstance(step.action, Branch):
                 for target in (step.action.then, step.action.otherwise):
@@ -254,6 +261,35 @@ class _Parser:
         if not _EVENT.match(text):
             raise self.error(key, "expected an event type such as 'order.placed'")
         return text
+
+    def _variants(
+        self, value: Any, key: str, templates: dict[str, Template]
+    ) -> tuple[tuple[str, float], ...]:
+        """``{ template = weight, ... }``: the arms of an experiment, the first the control."""
+        table = self._table(value, key)
+        out: list[tuple[str, float]] = []
+        for name, weight in table.items():
+            if name not in templates:
+                raise self.error(f"{key}.{name}", f"no template named {name!r}")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+                raise self.error(f"{key}.{name}", "expected a weight above 0")
+            out.append((name, float(weight)))
+        if len(out) == 1:
+            raise self.error(key, "an experiment needs at least two variants")
+        return tuple(out)
+
+    def _by_segment(
+        self, value: Any, key: str, templates: dict[str, Template]
+    ) -> tuple[tuple[Segment, str], ...]:
+        """``{ high_value = "template", ... }``: a template per segment, in the order given."""
+        table = self._table(value, key)
+        out: list[tuple[Segment, str]] = []
+        for seg, name in table.items():
+            segment = self._enum(Segment, seg, f"{key}.{seg}")
+            if self._str(name, f"{key}.{seg}") not in templates:
+                raise self.error(f"{key}.{seg}", f"no template named {name!r}")
+            out.append((segment, name))
+        return tuple(out)
 
     def _enum(self, cls: Any, value: Any, key: str) -> Any:
         allowed = [m.value for m in cls]
@@ -315,15 +351,19 @@ class _Parser:
             action = Branch(cond, then, other)
             default = f"branch_{len(earlier) + 1}"
         elif kind == "send":
-            self._keys(table, ("name", "send", "category", "kind"), key)
+            self._keys(table, ("name", "send", "category", "kind", "variants", "by_segment"), key)
             template = self._str(table["send"], f"{key}.send")
             if template not in templates:
                 raise self.error(f"{key}.send", f"no template named {template!r}")
+            variants = self._variants(table.get("variants", {}), f"{key}.variants", templates)
+            by_segment = self._by_segment(
+                table.get("by_segment", {}), f"{key}.by_segment", templates
+            )
             cat = self._enum(Category, table.get("category", category.value), f"{key}.category")
             # Without a kind, a marketing step is "marketing" and any other "transactional".
             fallback = "marketing" if cat is Category.MARKETING else "transactional"
             kind = self._enum(MessageKind, table.get("kind", fallback), f"{key}.kind")
-            action = Send(template, cat, kind)
+            action = Send(template, cat, kind, variants, by_segment)
             default = template
         else:
             self._keys(table, ("name", "exit", "unsubscribe"), key)

@@ -83,6 +83,14 @@ class Send:
     template: str
     category: Category
     kind: MessageKind = MessageKind.TRANSACTIONAL
+    # An experiment: (template, weight) arms, the first the control; empty: ``template``.
+    variants: tuple[tuple[str, float], ...] = ()
+    # Tone per segment: the first listed segment the customer is in picks the template.
+    by_segment: tuple[tuple[Segment, str], ...] = ()
+
+    def templates(self) -> tuple[str, ...]:
+        """Every template this step may send."""
+        return (self.template, *(t for t, _ in self.variants), *(t for _, t in self.by_segment))
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class Flow:
     category: Category = Category.TRANSACTIONAL
     scope: Scope = Scope.ORDER
     exit_on: tuple[str, ...] = ()
+    holdout: float = 0.0  # percent of enrolments tracked but sent nothing (the control)
 
     def index(self, name: str) -> int:
         """The position of the step called ``name`` (KeyError when none)."""

@@ -120,10 +120,11 @@ class NewSend:
     customer_id: str
     phone: str
     category: str
-    outcome: str  # "sent", or why not: "no_consent", "opted_out", "refused"
+    outcome: str  # "sent", or why not: "no_consent", "opted_out", "refused", "holdout"
     message_id: str | None
     at: datetime
     send_at: datetime
+    variant: str | None = None  # the experiment's arm ("holdout" for the control)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class StepCounts:
     replied: int
     opted_out: int
     converted: int
+    variant: str | None = None  # one arm of an experiment (None: the step has none)
+    holdout: int = 0  # enrolments in the holdout that reached the step (sent nothing)
+    revenue: Decimal = Decimal(0)  # sum of order.total of the converting orders
 
 
 class FlowStore(Protocol):

@@ -386,7 +386,8 @@ class SqliteFlowStore:
         async with self._tx() as db:
             await db.execute(
                 "INSERT OR IGNORE INTO flow_sends (enrolment_id, flow, step, customer_id, phone,"
-                " category, outcome, message_id, at, send_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " category, outcome, message_id, at, send_at, variant)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     send.enrolment_id,
                     send.flow,
@@ -398,6 +399,7 @@ class SqliteFlowStore:
                     send.message_id,
                     to_db(send.at),
                     to_db(send.send_at),
+                    send.variant,
                 ),
             )
 
@@ -419,6 +421,7 @@ class SqliteFlowStore:
             row["message_id"],
             from_db(row["at"]),
             from_db(row["send_at"]),
+            row["variant"],
         )
 
     async def send_times(
@@ -548,9 +551,10 @@ class SqliteFlowStore:
         # Windows are compared with julianday() of stored times: no SQL now() is involved.
         rows = await self._all(
             """
-            SELECT s.flow, s.step,
+            SELECT s.flow, s.step, s.variant,
               SUM(s.outcome = 'sent') AS sent,
-              SUM(s.outcome != 'sent') AS skipped,
+              SUM(s.outcome NOT IN ('sent', 'holdout')) AS skipped,
+              SUM(s.outcome = 'holdout') AS holdout,
               SUM(m.status = 'delivered') AS delivered,
               SUM(m.status IN ('failed','expired')) AS failed,
               SUM(EXISTS (SELECT 1 FROM flow_links l JOIN flow_clicks c ON c.code = l.code
@@ -563,35 +567,45 @@ class SqliteFlowStore:
               SUM(s.outcome = 'sent' AND EXISTS (SELECT 1 FROM optouts o
                   WHERE o.number = s.phone AND o.created_at > s.send_at
                   AND julianday(o.created_at) <= julianday(s.send_at) + ? / 86400.0)) AS opted_out,
-              SUM(s.outcome = 'sent' AND EXISTS (SELECT 1 FROM flow_orders o
+              SUM(s.outcome IN ('sent', 'holdout') AND EXISTS (SELECT 1 FROM flow_orders o
                   JOIN flow_enrolments e ON e.id = s.enrolment_id
                   WHERE o.customer_id = s.customer_id
                   AND o.id IS NOT COALESCE(e.order_id, '')
                   AND o.placed_at > s.send_at
-                  AND julianday(o.placed_at) <= julianday(s.send_at) + ? / 86400.0)) AS converted
+                  AND julianday(o.placed_at) <= julianday(s.send_at) + ? / 86400.0)) AS converted,
+              GROUP_CONCAT(CASE WHEN s.outcome IN ('sent', 'holdout') THEN (
+                  SELECT group_concat(o.total, ' ') FROM flow_orders o
+                  JOIN flow_enrolments e ON e.id = s.enrolment_id
+                  WHERE o.customer_id = s.customer_id
+                  AND o.id IS NOT COALESCE(e.order_id, '')
+                  AND o.placed_at > s.send_at
+                  AND julianday(o.placed_at) <= julianday(s.send_at) + ? / 86400.0) END, ' ')
+                  AS totals
             FROM flow_sends s LEFT JOIN messages m ON m.id = s.message_id
             WHERE s.at >= ?
-            GROUP BY s.flow, s.step ORDER BY s.flow, MIN(s.seq)
+            GROUP BY s.flow, s.step, s.variant ORDER BY s.flow, MIN(s.seq), s.variant
             """,
-            (reply_window, reply_window, conversion_window, to_db(since)),
+            (reply_window, reply_window, conversion_window, conversion_window, to_db(since)),
+        )
+        counted = (
+            "sent",
+            "skipped",
+            "delivered",
+            "failed",
+            "clicked",
+            "replied",
+            "opted_out",
+            "converted",
         )
         return [
             StepCounts(
-                r["flow"],
-                r["step"],
-                *(
-                    int(r[k] or 0)
-                    for k in (
-                        "sent",
-                        "skipped",
-                        "delivered",
-                        "failed",
-                        "clicked",
-                        "replied",
-                        "opted_out",
-                        "converted",
-                    )
-                ),
+                flow=r["flow"],
+                step=r["step"],
+                **{k: int(r[k] or 0) for k in counted},
+                variant=r["variant"],
+                holdout=int(r["holdout"] or 0),
+                # Totals are decimal strings: summed here exactly, never as SQL floats.
+                revenue=sum((Decimal(x) for x in (r["totals"] or "").split()), Decimal(0)),
             )
             for r in rows
         ]
