@@ -300,3 +300,19 @@ async def test_a_killed_node_restarts_at_once_and_resolves_its_own_claims(
     assert msg is not None
     assert msg.status is MessageStatus.UNCONFIRMED
     assert await again.claim("m1", "SIM-A", T0) is None  # nothing left to send
+
+
+async def test_a_node_clock_ahead_cannot_take_a_live_claim(
+    nodes: Callable[[str], PostgresStore],
+) -> None:
+    # Leases run on the database clock: a node whose own clock is an hour ahead (and one
+    # behind) sees a claim made a moment ago as live, and sends nothing of it.
+    a, ahead, behind = await open_nodes(nodes, "a", "ahead", "behind")
+    await a.insert_messages([message("m1")])
+    assert await a.claim("m1", "SIM-A", T0) is not None
+    for node, skew in ((ahead, timedelta(hours=1)), (behind, -timedelta(hours=1))):
+        work = await node.next_work(route(f"SIM-{node.node}"), T0 + skew, sticky=False)
+        assert work.message is None
+        assert await node.claim("m1", f"SIM-{node.node}", T0 + skew) is None
+    await a.part_sending("m1", 1, "SIM-A", "modem-a", T0)
+    assert await a.part_sent("m1", 1, 3, T0) is MessageStatus.SENT
