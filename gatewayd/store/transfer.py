@@ -160,13 +160,21 @@ def _is_postgres(database: str) -> bool:
 
 
 @asynccontextmanager
-async def _open(database: str) -> AsyncIterator[_Db]:
-    """A migrated raw connection to ``database``; writes commit when the block ends."""
+async def _open(database: str, *, snapshot: bool = False) -> AsyncIterator[_Db]:
+    """A migrated raw connection to ``database``; writes commit when the block ends.
+
+    ``snapshot``: read only, every table as of one moment (an export of a live database).
+    """
     if _is_postgres(database):
         conn = await asyncpg.connect(database)
         try:
             await pg_migrate(conn)
-            async with conn.transaction():
+            tx = (
+                conn.transaction(isolation="repeatable_read", readonly=True)
+                if snapshot
+                else conn.transaction()
+            )
+            async with tx:
                 yield _Postgres(conn)
         finally:
             await conn.close()
@@ -176,7 +184,8 @@ async def _open(database: str) -> AsyncIterator[_Db]:
     try:
         await db.execute("PRAGMA foreign_keys=ON")
         await migrate(db)
-        await db.execute("BEGIN IMMEDIATE")
+        # WAL: a deferred transaction reads one snapshot and lets the daemon write meanwhile.
+        await db.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
         try:
             yield _Sqlite(db)
         except BaseException:
@@ -191,7 +200,7 @@ async def export_store(database: str, out: IO[str]) -> Counts:
     """Write every row of ``database``'s gateway tables to ``out`` as JSON lines."""
     counts: dict[str, int] = {}
     out.write(json.dumps({"format": FORMAT, "version": VERSION}) + "\n")
-    async with _open(database) as db:
+    async with _open(database, snapshot=True) as db:
         for table in TABLES:
             skip = _SKIPPED.get(table, frozenset())
             columns = [c for c in await db.columns(table) if c not in skip]
