@@ -39,7 +39,7 @@ from gatewayd.core.observe import (
     OptOutChanged,
 )
 from gatewayd.core.ports import ModemPort
-from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes
+from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes, validity_minutes
 from gatewayd.core.views import (
     InboundView,
     MessageView,
@@ -369,10 +369,11 @@ class Gateway:
         )
         return Page.of([MessageView.of(m) for m in rows], _limit(limit))
 
-    async def cancel(self, message_id: str) -> MessageView:
-        """Cancel a queued message (``NotFound`` / ``NotCancellable``)."""
+    async def cancel(self, message_id: str, *, reason: str = "cancelled") -> MessageView:
+        """Cancel a queued message (``NotFound`` / ``NotCancellable``); ``reason`` is its
+        error code (``superseded`` when a newer update of the same order replaced it)."""
         try:
-            msg = await self.store.cancel_message(message_id, self.clock.now(), reason="cancelled")
+            msg = await self.store.cancel_message(message_id, self.clock.now(), reason=reason)
         except WrongState as exc:
             if exc.status == "missing":
                 raise NotFound("message", message_id) from exc

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,23 @@ class FlowEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inbound_tasks: set[asyncio.Task[None]] = set()
+        # flow name -> the flows one of whose steps supersedes it
+        self._superseders: dict[str, list[Flow]] = {}
+        for f in flows.flows:
+            for s in f.steps:
+                if isinstance(s.action, Send):
+                    for name in s.action.supersedes:
+                        self._superseders.setdefault(name, []).append(f)
+        # The longest survey window: how far back a reply may answer a question.
+        self._max_window = max(
+            (
+                s.action.survey.window_seconds
+                for f in flows.flows
+                for s in f.steps
+                if isinstance(s.action, Send) and s.action.survey is not None
+            ),
+            default=0.0,
+        )
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -214,6 +232,7 @@ class FlowEngine:
         folded = fold(text)
         keyword = next((k for k in self.flows.keywords if k.word == folded), None)
         if keyword is None:
+            await self._survey_answer(inbound_id, sender, text)
             return None
         customer = await self.store.customer_by_phone(sender)
         if customer is None:
@@ -232,6 +251,64 @@ class FlowEngine:
                 idempotency_key=f"preference-reply:{inbound_id}",
             )
         return keyword.frequency.value
+
+    async def _survey_answer(self, inbound_id: str, sender: str, text: str) -> None:
+        """A reply matching the pattern of the customer's latest open question is its answer;
+        it becomes a ``survey.answered`` event (for ``wait_for`` and branches)."""
+        customer = await self.store.customer_by_phone(sender)
+        if customer is None or not self._max_window:
+            return
+        now = self.clock.now()
+        since = now - timedelta(seconds=self._max_window)
+        for sent in await self.store.recent_sends(customer.id, since):
+            flow = self.flows.flow(sent.flow)
+            if flow is None:
+                continue
+            try:
+                action = flow.steps[flow.index(sent.step)].action
+            except KeyError:
+                continue
+            if not isinstance(action, Send) or action.survey is None:
+                continue
+            if (now - sent.send_at).total_seconds() > action.survey.window_seconds:
+                continue
+            answer = text.strip()
+            if not re.fullmatch(action.survey.pattern, answer):
+                continue
+            if not await self.store.record_answer(
+                sent.enrolment_id, sent.step, answer, inbound_id, now
+            ):
+                continue  # answered already: a second reply does not change it
+            await self._answered(sent, customer.id, answer, now)
+            return
+
+    async def _answered(self, sent: NewSend, customer_id: str, answer: str, now: datetime) -> None:
+        e = await self.store.enrolment(sent.enrolment_id)
+        data = {"flow": sent.flow, "step": sent.step, "answer": answer}
+        stored = NewEvent(
+            event_id=f"answer-{sent.enrolment_id}-{sent.step}",
+            type="survey.answered",
+            customer_id=customer_id,
+            order_id=e.order_id if e else None,
+            occurred_at=now,
+            received_at=now,
+            payload=json.dumps({"type": "survey.answered", "data": data}),
+        )
+        await self.store.add_timeline(
+            TimelineEntry(
+                customer_id=customer_id,
+                at=now,
+                what="answered",
+                flow=sent.flow,
+                step=sent.step,
+                detail={"answer": answer},
+            )
+        )
+        async with self._lock:
+            outcome = await self._ingest(stored, None)
+        if outcome.enrolled or outcome.resumed:
+            self.wake()
+        log.info("flows.survey_answered", flow=sent.flow, step=sent.step)
 
     # -- events --------------------------------------------------------------------------
 
@@ -309,8 +386,31 @@ class FlowEngine:
             for flow in flows
             if facts.holds(flow.when)
         ]
+        items = [i for i in items if not await self._stale(i, stored, now)]
         created = set(await self.store.enrol(items, now))
         return [i.flow for i in items if i.id in created]
+
+    async def _stale(self, item: EnrolmentRecord, stored: NewEvent, now: datetime) -> bool:
+        """Whether a newer update of the same order already superseded this flow: events
+        apply in ``occurred_at`` order, so a late older one (shipped after out_for_delivery)
+        starts nothing."""
+        if item.order_id is None:
+            return False
+        for newer in self._superseders.get(item.flow, ()):
+            latest = await self.store.latest_occurred(newer.trigger, item.order_id)
+            if latest is not None and latest > stored.occurred_at:
+                await self.store.add_timeline(
+                    TimelineEntry(
+                        customer_id=item.customer_id,
+                        at=now,
+                        what="skipped",
+                        reason="superseded",
+                        flow=item.flow,
+                        detail={"event": stored.type, "newer": newer.trigger},
+                    )
+                )
+                return True
+        return False
 
     async def _facts(self, customer_id: str, order_id: str | None) -> Facts | None:
         customer = await self.store.customer(customer_id)
@@ -401,6 +501,16 @@ class FlowEngine:
                 return
             step = flow.steps[i]
             action = step.action
+            if isinstance(action, Wait) and action.until_field is not None:
+                due = await self._until(e, action.until_field, action.seconds)
+                if due is None:
+                    await self._end(e, EnrolmentStatus.EXITED, now, "no_time", step=i)
+                    return
+                if due <= now:  # the reminder's time has come already: on at once
+                    i += 1
+                    continue
+                await self._move(e, i + 1, due, now)
+                return
             if isinstance(action, Wait):
                 facts = facts or await self._facts(e.customer_id, e.order_id)
                 seconds = self._wait_seconds(action, facts)
@@ -441,6 +551,22 @@ class FlowEngine:
             return
         await self._end(e, EnrolmentStatus.EXITED, now, "too_many_hops", step=i)
 
+    async def _until(self, e: EnrolmentRecord, field: str, offset: float) -> datetime | None:
+        """The event's ``data.<field>`` (an ISO time with a zone) plus ``offset`` seconds;
+        None when the field is missing or not such a time."""
+        value: Any = await self.store.event_data(e.event_id)
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, str):
+            return None
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        return moment + timedelta(seconds=offset)
+
     async def _already_seen(self, flow: Flow, e: EnrolmentRecord, event_type: str) -> bool:
         # Events can arrive out of order (delivered posted before shipped): an order's event
         # that came at any time counts; for a customer-wide flow, one since it started.
@@ -461,6 +587,10 @@ class FlowEngine:
             return False
         if cond.clicked is not None and not await self.store.clicked(e.id, cond.clicked):
             return False
+        if cond.answered is not None:
+            answer = await self.store.answer(e.id, cond.answered)
+            if answer is None or (cond.answers and answer not in cond.answers):
+                return False
         if cond.replied is not None:
             sent = await self.store.sent_step(e.id, cond.replied)
             if sent is None or sent.outcome != "sent":
@@ -569,8 +699,34 @@ class FlowEngine:
             return True
         deferred = self._deferral(customer, marketing, now, send_at)
         await record("sent", message_id=result.id, send_at=send_at, deferred=deferred)
+        if action.supersedes and e.order_id is not None:
+            await self._supersede(action.supersedes, e.order_id, customer.id, now)
         log.info("flows.sent", flow=flow.name, step=step, message=result.id, send_at=send_at)
         return True
+
+    async def _supersede(
+        self, flows: tuple[str, ...], order_id: str, customer_id: str, now: datetime
+    ) -> None:
+        """Cancel the order's queued messages of ``flows`` (a newer update replaced them)."""
+        for old in await self.store.queued_sends(flows, order_id):
+            if old.message_id is None:
+                continue
+            try:
+                await self.gateway.cancel(old.message_id, reason="superseded")
+            except GatewayError:
+                continue  # it went out meanwhile: nothing to take back
+            await self.store.add_timeline(
+                TimelineEntry(
+                    customer_id=customer_id,
+                    at=now,
+                    what="cancelled",
+                    reason="superseded",
+                    flow=old.flow,
+                    step=old.step,
+                    message_id=old.message_id,
+                )
+            )
+            log.info("flows.superseded", flow=old.flow, step=old.step, message=old.message_id)
 
     async def _text(
         self,

@@ -31,6 +31,7 @@ from gatewayd.flows.model import (
     Segment,
     Send,
     Step,
+    Survey,
     Template,
     Wait,
     WaitFor,
@@ -42,7 +43,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _EVENT = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_ACTIONS = ("wait", "wait_for", "if", "send", "exit")
+_ACTIONS = ("wait", "until", "wait_for", "if", "send", "exit")
+# A reminder's time: a field of the event's data, plus or minus a duration.
+_UNTIL = re.compile(r"^data\.([A-Za-z_][A-Za-z0-9_.]*)\s*(?:([+-])\s*(\S+))?$")
 EXIT = "exit"
 
 
@@ -159,6 +162,13 @@ class _Parser:
             names.add(flow.name)
             flows.append(flow)
         keywords = self.preference_keywords(raw.get("preferences", {}))
+        for i, flow in enumerate(flows):
+            for j, step in enumerate(flow.steps):
+                if isinstance(step.action, Send):
+                    for other in step.action.supersedes:
+                        if other not in names:
+                            where = f"flows[{i}].steps[{j}].supersedes"
+                            raise self.error(where, f"no flow named {other!r}")
         return FlowSet(tuple(flows), templates, default_locale, links, keywords)
 
     def preference_keywords(self, value: Any) -> tuple[PreferenceKeyword, ...]:
@@ -262,6 +272,18 @@ class _Parser:
             raise self.error(key, "expected an event type such as 'order.placed'")
         return text
 
+    def _survey(self, value: Any, key: str) -> Survey:
+        """``{ pattern = "^[1-5]$", window = "3d" }``: what counts as an answer, how long."""
+        table = self._table(value, key)
+        self._keys(table, ("pattern", "window"), key)
+        pattern = self._str(table.get("pattern"), f"{key}.pattern")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise self.error(f"{key}.pattern", f"not a regular expression: {exc}") from exc
+        window = self._duration(table.get("window", "3d"), f"{key}.window")
+        return Survey(pattern, window)
+
     def _variants(
         self, value: Any, key: str, templates: dict[str, Template]
     ) -> tuple[tuple[str, float], ...]:
@@ -329,6 +351,15 @@ class _Parser:
             else:
                 action = Wait(self._duration(table["wait"], f"{key}.wait"))
             default = f"wait_{len(earlier) + 1}"
+        elif kind == "until":
+            self._keys(table, ("name", "until"), key)
+            raw = self._str(table["until"], f"{key}.until")
+            if not (m := _UNTIL.match(raw.strip())):
+                raise self.error(f"{key}.until", "expected 'data.FIELD' or 'data.FIELD - 24h'")
+            offset = self._duration(m.group(3), f"{key}.until") if m.group(3) else 0.0
+            sign = -1.0 if m.group(2) == "-" else 1.0
+            action = Wait(sign * offset, until_field=m.group(1))
+            default = f"until_{len(earlier) + 1}"
         elif kind == "wait_for":
             self._keys(table, ("name", "wait_for", "timeout", "on_timeout"), key)
             on_timeout = table.get("on_timeout", "continue")
@@ -351,7 +382,8 @@ class _Parser:
             action = Branch(cond, then, other)
             default = f"branch_{len(earlier) + 1}"
         elif kind == "send":
-            self._keys(table, ("name", "send", "category", "kind", "variants", "by_segment"), key)
+            send_keys = ("category", "kind", "variants", "by_segment", "supersedes", "ask")
+            self._keys(table, ("name", "send", *send_keys), key)
             template = self._str(table["send"], f"{key}.send")
             if template not in templates:
                 raise self.error(f"{key}.send", f"no template named {template!r}")
@@ -363,7 +395,9 @@ class _Parser:
             # Without a kind, a marketing step is "marketing" and any other "transactional".
             fallback = "marketing" if cat is Category.MARKETING else "transactional"
             kind = self._enum(MessageKind, table.get("kind", fallback), f"{key}.kind")
-            action = Send(template, cat, kind, variants, by_segment)
+            supersedes = self._opt_strs(table, "supersedes", key)
+            survey = self._survey(table["ask"], f"{key}.ask") if "ask" in table else None
+            action = Send(template, cat, kind, variants, by_segment, supersedes, survey)
             default = template
         else:
             self._keys(table, ("name", "exit", "unsubscribe"), key)
@@ -385,7 +419,7 @@ class _Parser:
     def condition(self, raw: Any, key: str, *, sends: tuple[str, ...]) -> Condition:
         table = self._table(raw, key)
         allowed = ["segment", "kind", "category", "locale", "country", "delivery_method"]
-        self._keys(table, [*allowed, "consumable", "clicked", "replied"], key)
+        self._keys(table, [*allowed, "consumable", "clicked", "replied", "answered", "answer"], key)
         segments = tuple(
             self._enum(Segment, s, f"{key}.segment")
             for s in (self._strs(table["segment"], f"{key}.segment") if "segment" in table else ())
@@ -398,7 +432,7 @@ class _Parser:
         if consumable is not None and not isinstance(consumable, bool):
             raise self.error(f"{key}.consumable", "expected true or false")
         refs: dict[str, str | None] = {}
-        for ref in ("clicked", "replied"):
+        for ref in ("clicked", "replied", "answered"):
             value = table.get(ref)
             if value is not None:
                 value = self._str(value, f"{key}.{ref}")
@@ -415,7 +449,16 @@ class _Parser:
             consumable=consumable,
             clicked=refs.get("clicked"),
             replied=refs.get("replied"),
+            answered=refs.get("answered"),
+            answers=self._answers(table, key),
         )
+
+    def _answers(self, table: dict[str, Any], key: str) -> tuple[str, ...]:
+        if "answer" not in table:
+            return ()
+        if "answered" not in table:
+            raise self.error(f"{key}.answer", "names the answers of the step in 'answered'")
+        return self._strs(table["answer"], f"{key}.answer")
 
     def _opt_strs(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         return self._strs(table[name], f"{key}.{name}") if name in table else ()

@@ -110,6 +110,7 @@ class StepMetrics:
         out: dict[str, Any] = {"step": c.step, "sent": c.sent, "skipped": c.skipped}
         for name in RATED:
             out[name] = getattr(c, name)
+        out["answered"] = c.answered  # survey answers (0 for a step that asks nothing)
         out["revenue"] = str(c.revenue)
         out["rates"] = {
             name: (round(getattr(c, name) / c.sent, 4) if c.sent else None) for name in RATED

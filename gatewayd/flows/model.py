@@ -45,15 +45,20 @@ class Condition:
     consumable: bool | None = None  # the order has an item with usage_days
     clicked: str | None = None
     replied: str | None = None
+    answered: str | None = None  # a survey step of the same enrolment ...
+    answers: tuple[str, ...] = ()  # ... whose answer is one of these (any, when empty)
 
 
 @dataclass(frozen=True)
 class Wait:
-    """Wait a fixed time, or the order's shortest ``usage_days`` less ``before_seconds``."""
+    """Wait a fixed time, or the order's shortest ``usage_days`` less ``before_seconds``, or
+    until a time in the triggering event's data (``until_field``) plus ``seconds``
+    (negative: before it; a reminder 24 h before ``data.appointment_at``)."""
 
     seconds: float
     usage_days: bool = False
     before_seconds: float = 0.0
+    until_field: str | None = None  # dotted path under the event's ``data``
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,15 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """A question: a reply from the customer's number within ``window_seconds`` of the send
+    that matches ``pattern`` (a regular expression over the trimmed text) is its answer."""
+
+    pattern: str
+    window_seconds: float
+
+
+@dataclass(frozen=True)
 class Send:
     """Send ``template`` in ``category`` (marketing adds the opt-out clause); ``kind`` is what
     the customer's preferences are asked about."""
@@ -87,6 +101,10 @@ class Send:
     variants: tuple[tuple[str, float], ...] = ()
     # Tone per segment: the first listed segment the customer is in picks the template.
     by_segment: tuple[tuple[Segment, str], ...] = ()
+    # Flows whose queued messages for the same order this send cancels (``superseded``),
+    # and whose late-arriving older triggers then start nothing.
+    supersedes: tuple[str, ...] = ()
+    survey: Survey | None = None  # a question whose reply is recorded as the answer
 
     def templates(self) -> tuple[str, ...]:
         """Every template this step may send."""

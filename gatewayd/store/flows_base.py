@@ -7,6 +7,7 @@ resumes every enrolment from here), the messages sent per step, short links and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -157,6 +158,7 @@ class StepCounts:
     variant: str | None = None  # one arm of an experiment (None: the step has none)
     holdout: int = 0  # enrolments in the holdout that reached the step (sent nothing)
     revenue: Decimal = Decimal(0)  # sum of order.total of the converting orders
+    answered: int = 0  # survey answers recorded against the step
 
 
 class FlowStore(Protocol):
@@ -246,6 +248,13 @@ class FlowStore(Protocol):
     async def optout_scope(self, phone: str) -> str | None: ...
 
     async def customer_by_phone(self, phone: str) -> CustomerRecord | None: ...
+    async def latest_occurred(self, type: str, order_id: str) -> datetime | None: ...
+    async def queued_sends(self, flows: Sequence[str], order_id: str) -> list[NewSend]: ...
+    async def recent_sends(self, customer_id: str, since: datetime) -> list[NewSend]: ...
+    async def record_answer(
+        self, enrolment_id: str, step: str, answer: str, inbound_id: str, at: datetime
+    ) -> bool: ...
+    async def answer(self, enrolment_id: str, step: str) -> str | None: ...
     async def inbound_text(self, inbound_id: str) -> tuple[str, str] | None: ...
     async def preferences(self, customer_id: str) -> tuple[str, str] | None: ...
     async def set_preferences(

@@ -408,21 +408,7 @@ class SqliteFlowStore:
         row = await self._one(
             "SELECT * FROM flow_sends WHERE enrolment_id = ? AND step = ?", (enrolment_id, step)
         )
-        if row is None:
-            return None
-        return NewSend(
-            row["enrolment_id"],
-            row["flow"],
-            row["step"],
-            row["customer_id"],
-            row["phone"],
-            row["category"],
-            row["outcome"],
-            row["message_id"],
-            from_db(row["at"]),
-            from_db(row["send_at"]),
-            row["variant"],
-        )
+        return None if row is None else _send(row)
 
     async def send_times(
         self, customer_id: str, since: datetime, category: str | None
@@ -457,6 +443,54 @@ class SqliteFlowStore:
             (phone,),
         )
         return None if row is None else _customer(row)
+
+    async def latest_occurred(self, type: str, order_id: str) -> datetime | None:
+        """When the latest event of ``type`` for the order happened (its ``occurred_at``)."""
+        row = await self._one(
+            "SELECT MAX(occurred_at) AS t FROM flow_events WHERE type = ? AND order_id = ?",
+            (type, order_id),
+        )
+        return None if row is None else opt_from_db(row["t"])
+
+    async def queued_sends(self, flows: Sequence[str], order_id: str) -> list[NewSend]:
+        """Sends of ``flows`` for the order whose message is still queued."""
+        marks = ",".join("?" * len(flows))
+        rows = await self._all(
+            f"SELECT s.* FROM flow_sends s JOIN flow_enrolments e ON e.id = s.enrolment_id"
+            f" JOIN messages m ON m.id = s.message_id"
+            f" WHERE s.flow IN ({marks}) AND e.order_id = ? AND m.status = 'queued'",
+            (*flows, order_id),
+        )
+        return [_send(r) for r in rows]
+
+    async def recent_sends(self, customer_id: str, since: datetime) -> list[NewSend]:
+        """The customer's sent flow messages from ``since`` on, newest first."""
+        rows = await self._all(
+            "SELECT * FROM flow_sends WHERE customer_id = ? AND outcome = 'sent'"
+            " AND send_at >= ? ORDER BY send_at DESC, seq DESC",
+            (customer_id, to_db(since)),
+        )
+        return [_send(r) for r in rows]
+
+    async def record_answer(
+        self, enrolment_id: str, step: str, answer: str, inbound_id: str, at: datetime
+    ) -> bool:
+        """Store a survey answer; False when the step has one already (the first counts)."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO survey_answers (enrolment_id, step, answer, inbound_id,"
+                " at) VALUES (?,?,?,?,?)",
+                (enrolment_id, step, answer, inbound_id, to_db(at)),
+            )
+            return cur.rowcount == 1
+
+    async def answer(self, enrolment_id: str, step: str) -> str | None:
+        """The recorded answer to a survey step, if any."""
+        row = await self._one(
+            "SELECT answer FROM survey_answers WHERE enrolment_id = ? AND step = ?",
+            (enrolment_id, step),
+        )
+        return None if row is None else str(row["answer"])
 
     async def inbound_text(self, inbound_id: str) -> tuple[str, str] | None:
         """(sender, text) of a complete inbound message, or None."""
@@ -580,7 +614,9 @@ class SqliteFlowStore:
                   AND o.id IS NOT COALESCE(e.order_id, '')
                   AND o.placed_at > s.send_at
                   AND julianday(o.placed_at) <= julianday(s.send_at) + ? / 86400.0) END, ' ')
-                  AS totals
+                  AS totals,
+              SUM(EXISTS (SELECT 1 FROM survey_answers a
+                  WHERE a.enrolment_id = s.enrolment_id AND a.step = s.step)) AS answered
             FROM flow_sends s LEFT JOIN messages m ON m.id = s.message_id
             WHERE s.at >= ?
             GROUP BY s.flow, s.step, s.variant ORDER BY s.flow, MIN(s.seq), s.variant
@@ -596,6 +632,7 @@ class SqliteFlowStore:
             "replied",
             "opted_out",
             "converted",
+            "answered",
         )
         return [
             StepCounts(
@@ -609,6 +646,22 @@ class SqliteFlowStore:
             )
             for r in rows
         ]
+
+
+def _send(row: sqlite3.Row) -> NewSend:
+    return NewSend(
+        row["enrolment_id"],
+        row["flow"],
+        row["step"],
+        row["customer_id"],
+        row["phone"],
+        row["category"],
+        row["outcome"],
+        row["message_id"],
+        from_db(row["at"]),
+        from_db(row["send_at"]),
+        row["variant"],
+    )
 
 
 def _customer(row: sqlite3.Row) -> CustomerRecord:
