@@ -81,6 +81,9 @@ from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 log = structlog.get_logger(__name__)
 
 COMMAND_TIMEOUT_SECONDS = 30.0
+# A claim's lease, renewed at each part: longer than any modem takes to answer +CMGS
+# (Quectel EC25: 120 s), so a live node's slow send is never taken over.
+CLAIM_LEASE_SECONDS = 150.0
 # Rows of the queue depth counter (sql/postgres/0001_initial.sql); the depth is their sum.
 DEPTH_STRIPES = 16
 _DEPTH = "SELECT SUM(value) FROM queue_depth"
@@ -174,13 +177,16 @@ class PostgresStore:
         webhook_url: str | None = None,
         node: str | None = None,
         lease_seconds: float = 30.0,
+        claim_lease_seconds: float = CLAIM_LEASE_SECONDS,
         poll_seconds: float = 1.0,
         pool_size: int = 10,
     ) -> None:
         self._dsn = dsn
         self._webhook_url = webhook_url
         self.node = node or default_node()
+        # Liveness of nodes and SIM owners (heartbeats every third of it).
         self.lease_seconds = lease_seconds
+        self.claim_lease_seconds = claim_lease_seconds
         self.poll_seconds = poll_seconds
         self._pool_size = pool_size
         self._app_name = session_name(dsn, self.node)
@@ -709,7 +715,7 @@ class PostgresStore:
                 message_id,
                 to_db(now),
                 self.node,
-                self.lease_seconds,
+                self.claim_lease_seconds,
             )
             await self._history(tx, message_id, MessageStatus.SENDING, now, detail=identity)
             msg = await self._load_message(tx.db, message_id, parts=True)
@@ -766,7 +772,7 @@ class PostgresStore:
                 message_id,
                 identity,
                 to_db(now),
-                self.lease_seconds,
+                self.claim_lease_seconds,
             )
             if held is None:
                 raise ClaimLost(message_id, "lease ran out")
@@ -1068,13 +1074,15 @@ class PostgresStore:
                 now,
                 "claim_node = $1 OR claim_node IS NULL OR lease_until < clock_timestamp()",
                 self.node,
+                restart=True,
             )
 
     async def _take_over_expired(self, now: datetime) -> None:
         async with self._tx() as tx:
-            unconfirmed, requeued = await self._resolve(
-                tx, now, "lease_until < clock_timestamp() AND claim_node <> $1", self.node
-            )
+            # Any node's, this one's too: a live worker renews its lease at every part, well
+            # within it, so an expired one was lost (a stalled node, a hand-back that failed
+            # while the database was gone); a worker still holding it is fenced by the epoch.
+            unconfirmed, requeued = await self._resolve(tx, now, "lease_until < clock_timestamp()")
             # Other nodes change the depth too: this node's view is at most a poll old.
             self._depth = int(await tx.db.fetchval(_DEPTH))
         if unconfirmed or requeued:
@@ -1082,7 +1090,9 @@ class PostgresStore:
                 "dispatch.took_over", node=self.node, unconfirmed=unconfirmed, requeued=requeued
             )
 
-    async def _resolve(self, tx: _Tx, now: datetime, where: str, *params: Any) -> tuple[int, int]:
+    async def _resolve(
+        self, tx: _Tx, now: datetime, where: str, *params: Any, restart: bool = False
+    ) -> tuple[int, int]:
         """Apply the unknown-outcome rule to the sending messages ``where`` selects."""
         stuck = await tx.db.fetch(
             f"SELECT id, category, claim_node FROM messages WHERE status = 'sending'"
@@ -1116,7 +1126,7 @@ class PostgresStore:
                     )
                 new = PartStatus.QUEUED if resend else PartStatus.UNCONFIRMED
                 why = "outcome unknown after restart"
-                if msg["claim_node"] not in (None, self.node):
+                if not restart or msg["claim_node"] not in (None, self.node):
                     why = f"outcome unknown: node {msg['claim_node']} lost its lease"
                 await tx.db.execute(
                     "UPDATE parts SET status = $1, error_text = $2 WHERE message_id = $3"

@@ -316,3 +316,24 @@ async def test_a_node_clock_ahead_cannot_take_a_live_claim(
         assert await node.claim("m1", f"SIM-{node.node}", T0 + skew) is None
     await a.part_sending("m1", 1, "SIM-A", "modem-a", T0)
     assert await a.part_sent("m1", 1, 3, T0) is MessageStatus.SENT
+
+
+async def test_a_claim_this_node_lost_track_of_comes_back_after_its_lease(
+    dsn: str, nodes: Callable[[str], PostgresStore]
+) -> None:
+    # The worker's hand-back failed while the database was gone: the claim stays this
+    # node's in the database until its lease runs out, then the queue has it again.
+    [a] = await open_nodes(nodes, "a")
+    await a.insert_messages([message("m1")])
+    assert await a.claim("m1", "SIM-A", T0) is not None
+    assert (await a.next_work(route("SIM-A"), T0, sticky=False)).message is None
+    await expire_leases(dsn)
+    work = await a.next_work(route("SIM-A"), T0, sticky=False)
+    assert work.message is not None
+    assert work.message.id == "m1"
+    again = await a.claim("m1", "SIM-A", T0)
+    assert again is not None
+    assert [h.status for h in (await a.get_message("m1") or again).history][-2:] == [
+        "queued",
+        "sending",
+    ]
