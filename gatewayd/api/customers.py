@@ -1,5 +1,5 @@
-"""Customer routes: preferences (``GET``/``PUT /v1/customers/{id}/preferences``) and the
-timeline of every decision the flow engine made for a customer."""
+"""Customer routes: preferences (``GET``/``PUT /v1/customers/{id}/preferences``), the
+timeline of every decision the flow engine made for a customer, and privacy (export, erase)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,26 @@ async def get_timeline(request: web.Request) -> web.Response:
     )
 
 
+async def export_customer(request: web.Request) -> web.Response:
+    """GET /v1/customers/{id}/export: profile, consents, preferences, orders, events,
+    messages, inbound, clicks, survey answers and timeline, as stored."""
+    data = await request.app[FLOWS].export_customer(request.match_info["id"])
+    if data is None:
+        raise ApiError(404, "not_found", f"no customer {request.match_info['id']!r}")
+    return web.json_response({"customer_id": request.match_info["id"], **data})
+
+
+async def erase_customer(request: web.Request) -> web.Response:
+    """DELETE /v1/customers/{id}: erase personal data (the number kept only as a hash in
+    the opt-out list, texts removed, aggregate metrics kept); 204."""
+    if not await request.app[FLOWS].erase_customer(request.match_info["id"]):
+        raise ApiError(404, "not_found", f"no customer {request.match_info['id']!r}")
+    return web.Response(status=204)
+
+
 ROUTES = [
+    web.get("/v1/customers/{id}/export", export_customer),
+    web.delete("/v1/customers/{id}", erase_customer),
     web.get("/v1/customers/{id}/preferences", get_preferences),
     web.put("/v1/customers/{id}/preferences", put_preferences),
     web.get("/v1/customers/{id}/timeline", get_timeline),

@@ -307,6 +307,8 @@ class _Loader:
             self._positive(getattr(flows, key), f"flows.{key}", 0)
         for key in ("conversion_window_days", "reply_window_days"):
             self._above_zero(getattr(flows, key), f"flows.{key}")
+        if flows.retention_days is not None:
+            self._above_zero(flows.retention_days, "flows.retention_days")
 
     def _validate_api(self, api: ApiConfig) -> None:
         if not api.token_files:
@@ -422,6 +424,9 @@ class _Loader:
         ):
             self._above_zero(getattr(sending, name), f"sending.{name}")
         self._positive(sending.failover_wait_seconds, "sending.failover_wait_seconds", 0)
+        if not 0.0 <= sending.urgent_reserved_share < 1.0:
+            raise self.error("sending.urgent_reserved_share", "expected 0 to below 1")
+        self._above_zero(sending.otp_validity_seconds, "sending.otp_validity_seconds")
         if not 0.0 <= sending.urgent_reserved_share < 1.0:
             raise self.error("sending.urgent_reserved_share", "expected 0 to below 1")
         self._above_zero(sending.otp_validity_seconds, "sending.otp_validity_seconds")

@@ -143,6 +143,10 @@ class SendingConfig:
     urgent_reserved_share: float = 0.2
     otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none
 
+    # Share of each SIM's limits kept free for otp/alert messages: marketing never uses it.
+    urgent_reserved_share: float = 0.2
+    otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none
+
 
 @dataclass(frozen=True)
 class Keyword:
@@ -206,6 +210,7 @@ class FlowsConfig:
     conversion_window_days: float = 7.0  # an order this soon after a message converts
     reply_window_days: float = 7.0  # a reply this soon after a message counts for it
     preview_window_seconds: float = 10.0  # hits this soon after delivery are link scanners
+    retention_days: float | None = None  # purge message texts and inbound bodies this old
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from gatewayd.core.observe import (
     OptOutChanged,
 )
 from gatewayd.core.ports import ModemPort
-from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes, validity_minutes
+from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes, validity_minutes, validity_minutes
 from gatewayd.core.views import (
     InboundView,
     MessageView,
@@ -61,6 +61,7 @@ from gatewayd.store import (
     WrongState,
     parse_cursor,
 )
+from gatewayd.store.numbers import erased
 
 log = structlog.get_logger(__name__)
 
@@ -127,8 +128,12 @@ class Gateway:
         """The opt-out check before each part and at the ``> `` prompt (in memory)."""
         if msg.optout_exempt:
             return True
-        scope = self._optouts.get(msg.recipient)
+        scope = self.optout_scope(msg.recipient)
         return scope is None or not scope.covers(msg.category)
+
+    def optout_scope(self, number: str) -> OptOutScope | None:
+        """The opt-out of ``number``, also when its customer was erased (hashed entry)."""
+        return self._optouts.get(number) or self._optouts.get(erased(number))
 
     def ready_identities(self, pool: str | None = None) -> frozenset[str]:
         """SIMs whose modems can send now (only those of ``pool`` when given)."""
@@ -258,7 +263,7 @@ class Gateway:
             max_parts=self._max_parts(),
             optout_exempt=exempt,
         )
-        scope = self._optouts.get(item.recipient)
+        scope = self.optout_scope(item.recipient)
         if not exempt and key is None and scope is not None and scope.covers(item.category):
             raise OptedOut(item.recipient)
         return item

@@ -65,6 +65,7 @@ log = structlog.get_logger(__name__)
 
 IDLE_SECONDS = 3600.0  # the loop looks again at least this often
 BATCH = 100  # due enrolments taken per pass
+RETENTION_EVERY_SECONDS = 3600.0  # how often old texts are purged
 INBOUND_SETTLE_SECONDS = 10.0  # settle_inbound gives up (TimeoutError) after this long
 _MAX_HOPS = 100  # steps run for one enrolment in one pass (a branch loop cannot spin)
 
@@ -118,6 +119,7 @@ class FlowEngine:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inbound_tasks: set[asyncio.Task[None]] = set()
+        self._retention: asyncio.Task[None] | None = None
         # flow name -> the flows one of whose steps supersedes it
         self._superseders: dict[str, list[Flow]] = {}
         for f in flows.flows:
@@ -143,12 +145,19 @@ class FlowEngine:
         """Start the task that runs due steps."""
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="flows-engine")
+            if self.settings.retention_days is not None:
+                self._retention = asyncio.create_task(self._retention_loop(), name="retention")
             self.listen()
             log.info("flows.started", flows=len(self.flows.flows))
 
     async def stop(self) -> None:
         """Stop the task (a step in progress is cancelled; it reruns idempotently)."""
         task, self._task = self._task, None
+        retention, self._retention = self._retention, None
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -811,6 +820,42 @@ class FlowEngine:
     async def timeline(self, customer_id: str, limit: int = 500) -> list[TimelineEntry]:
         """Every decision recorded for the customer, oldest first."""
         return await self.store.timeline(customer_id, limit)
+
+    async def export_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """Everything stored about the customer (None when unknown)."""
+        return await self.store.export_customer(customer_id)
+
+    async def erase_customer(self, customer_id: str) -> bool:
+        """Erase the customer's personal data (False when unknown); their queued messages
+        are cancelled first, through the gateway, so its queue stays exact."""
+        async with self._lock:
+            customer = await self.store.customer(customer_id)
+            if customer is None:
+                return False
+            for message_id in await self.store.queued_to(customer.phone):
+                with contextlib.suppress(GatewayError):
+                    await self.gateway.cancel(message_id, reason="erased")
+            erased = await self.store.erase_customer(customer_id, self.clock.now())
+        log.info("customers.erased", customer=customer_id)
+        return erased
+
+    async def purge_expired_texts(self) -> tuple[int, int]:
+        """Retention: texts older than ``retention_days`` purged (none without the setting)."""
+        days = self.settings.retention_days
+        if days is None:
+            return (0, 0)
+        purged = await self.store.purge_texts(self.clock.now() - timedelta(days=days))
+        if any(purged):
+            log.info("customers.retention_purged", messages=purged[0], inbound=purged[1])
+        return purged
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.purge_expired_texts()
+            except Exception:
+                log.exception("customers.retention_failed")
+            await self.clock.sleep(RETENTION_EVERY_SECONDS)
 
     async def _send_at(
         self, customer: CustomerRecord, marketing: bool, now: datetime, prefs: Preferences

@@ -31,6 +31,7 @@ from gatewayd.store.flows_base import (
     StepCounts,
     TimelineEntry,
 )
+from gatewayd.store.numbers import erased
 from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
 
@@ -431,8 +432,200 @@ class SqliteFlowStore:
 
     async def optout_scope(self, phone: str) -> str | None:
         """The scope of ``phone``'s opt-out entry, if any."""
-        row = await self._one("SELECT scope FROM optouts WHERE number = ?", (phone,))
+        row = await self._one(
+            "SELECT scope FROM optouts WHERE number IN (?, ?) ORDER BY scope = 'all' DESC",
+            (phone, erased(phone)),
+        )
         return None if row is None else str(row["scope"])
+
+    # -- privacy: export, erase, retention -------------------------------------------------
+
+    async def export_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """Everything stored about a customer (None when unknown), as JSON-ready rows."""
+        customer = await self._one("SELECT * FROM flow_customers WHERE id = ?", (customer_id,))
+        if customer is None:
+            return None
+        phone = customer["phone"]
+
+        async def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
+            return [dict(r) for r in await self._all(sql, params)]
+
+        prefs = await rows("SELECT * FROM customer_preferences WHERE customer_id = ?", customer_id)
+        return {
+            "profile": dict(customer),
+            "consents": {
+                "transactional": bool(customer["consent_transactional"]),
+                "marketing": bool(customer["consent_marketing"]),
+                "source": customer["consent_source"],
+                "at": customer["consent_at"],
+            },
+            "preferences": prefs[0] if prefs else None,
+            "optouts": await rows(
+                "SELECT number, scope, source, created_at FROM optouts WHERE number IN (?, ?)",
+                phone,
+                erased(phone),
+            ),
+            "orders": await rows(
+                "SELECT * FROM flow_orders WHERE customer_id = ? ORDER BY placed_at", customer_id
+            ),
+            "events": await rows(
+                "SELECT event_id, type, order_id, occurred_at, received_at, payload"
+                " FROM flow_events WHERE customer_id = ? ORDER BY occurred_at",
+                customer_id,
+            ),
+            "enrolments": await rows(
+                "SELECT * FROM flow_enrolments WHERE customer_id = ? ORDER BY started_at",
+                customer_id,
+            ),
+            "messages": await rows(
+                "SELECT id, recipient, text, category, status, send_at, created_at, updated_at,"
+                " error_code, metadata FROM messages WHERE recipient = ? ORDER BY seq",
+                phone,
+            ),
+            "inbound": await rows(
+                "SELECT id, sender, text, status, first_received_at FROM inbound_messages"
+                " WHERE sender = ? ORDER BY seq",
+                phone,
+            ),
+            "clicks": await rows(
+                "SELECT c.code, l.url, l.step, c.at, c.method, c.user_agent, c.counted"
+                " FROM flow_clicks c JOIN flow_links l ON l.code = c.code"
+                " JOIN flow_enrolments e ON e.id = l.enrolment_id"
+                " WHERE e.customer_id = ? ORDER BY c.at",
+                customer_id,
+            ),
+            "survey_answers": await rows(
+                "SELECT a.* FROM survey_answers a JOIN flow_enrolments e"
+                " ON e.id = a.enrolment_id WHERE e.customer_id = ?",
+                customer_id,
+            ),
+            "timeline": await rows(
+                "SELECT at, what, reason, flow, step, kind, message_id, detail"
+                " FROM customer_timeline WHERE customer_id = ? ORDER BY seq",
+                customer_id,
+            ),
+        }
+
+    async def queued_to(self, phone: str) -> list[str]:
+        """Ids of the messages still queued to ``phone``."""
+        rows = await self._all(
+            "SELECT id FROM messages WHERE recipient = ? AND status = 'queued'", (phone,)
+        )
+        return [str(r["id"]) for r in rows]
+
+    async def erase_customer(self, customer_id: str, at: datetime) -> bool:
+        """Erase a customer's personal data in one commit (False when unknown).
+
+        The number becomes its one-way hash, kept only in the opt-out list (an opt-out
+        survives erasure); message and inbound texts, PDUs, event and order payloads, the
+        name and the preferences go. Counts for metrics stay (sends, orders' totals). The
+        freed bytes are zeroed (secure_delete), and the file is rebuilt (VACUUM) and the WAL
+        emptied so no old copy of a page is left behind.
+        """
+        row = await self._one("SELECT phone FROM flow_customers WHERE id = ?", (customer_id,))
+        if row is None:
+            return False
+        phone = str(row["phone"])
+        gone = erased(phone)
+        await self._c.execute("PRAGMA secure_delete = ON")
+        async with self._tx() as db:
+            opt = await (
+                await db.execute("SELECT scope FROM optouts WHERE number = ?", (phone,))
+            ).fetchone()
+            if opt is not None:
+                await db.execute("DELETE FROM optouts WHERE number = ?", (gone,))
+                await db.execute(
+                    "UPDATE optouts SET number = ?, source = 'erased' WHERE number = ?",
+                    (gone, phone),
+                )
+            ids = [
+                r[0]
+                for r in await (
+                    await db.execute("SELECT id FROM messages WHERE recipient = ?", (phone,))
+                ).fetchall()
+            ]
+            for mid in ids:
+                await db.execute("UPDATE parts SET pdu = '' WHERE message_id = ?", (mid,))
+                await db.execute("UPDATE history SET detail = NULL WHERE message_id = ?", (mid,))
+            await db.execute(
+                "UPDATE messages SET text = '', recipient = ?, recipient_digits = '',"
+                " callback_url = NULL WHERE recipient = ?",
+                (gone, phone),
+            )
+            await db.execute("DELETE FROM sticky_recipients WHERE recipient = ?", (phone,))
+            await db.execute(
+                "UPDATE unmatched_reports SET recipient = ? WHERE recipient = ?", (gone, phone)
+            )
+            await db.execute(
+                "UPDATE inbound_parts SET text = '', sender = ? WHERE sender = ?", (gone, phone)
+            )
+            await db.execute(
+                "UPDATE inbound_messages SET text = '', sender = ? WHERE sender = ?", (gone, phone)
+            )
+            # A webhook carries the number (and maybe the text): erasure wins over delivery.
+            await db.execute("DELETE FROM webhook_outbox WHERE instr(payload, ?) > 0", (phone,))
+            await db.execute(
+                "UPDATE flow_customers SET phone = ?, name = NULL, timezone = NULL,"
+                " country = NULL, consent_source = NULL WHERE id = ?",
+                (gone, customer_id),
+            )
+            await db.execute(
+                "UPDATE flow_events SET payload = '{}', processed = 1 WHERE customer_id = ?",
+                (customer_id,),
+            )
+            await db.execute(
+                "UPDATE flow_orders SET payload = '{}' WHERE customer_id = ?", (customer_id,)
+            )
+            await db.execute(
+                "UPDATE flow_sends SET phone = ? WHERE customer_id = ?", (gone, customer_id)
+            )
+            await db.execute(
+                "UPDATE flow_enrolments SET status = 'exited', exit_reason = 'erased',"
+                " due_at = NULL, waiting_for = NULL, updated_at = ?"
+                " WHERE customer_id = ? AND status IN ('active', 'waiting')",
+                (to_db(at), customer_id),
+            )
+            await db.execute(
+                "DELETE FROM customer_preferences WHERE customer_id = ?", (customer_id,)
+            )
+            await db.execute(
+                "INSERT INTO customer_timeline (customer_id, at, what, reason) VALUES (?,?,?,?)",
+                (customer_id, to_db(at), "erased", "request"),
+            )
+        async with self._lock:
+            await self._c.execute("VACUUM")
+            await self._c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
+
+    async def purge_texts(self, before: datetime) -> tuple[int, int]:
+        """Retention: empty the texts (and PDUs) of final messages and the bodies of inbound
+        messages older than ``before``; returns (messages, inbound) purged."""
+        cut = to_db(before)
+        await self._c.execute("PRAGMA secure_delete = ON")
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE messages SET text = '' WHERE created_at < ? AND text != ''"
+                " AND status NOT IN ('queued', 'sending')",
+                (cut,),
+            )
+            messages = cur.rowcount
+            await db.execute(
+                "UPDATE parts SET pdu = '' WHERE pdu != '' AND message_id IN (SELECT id FROM"
+                " messages WHERE created_at < ? AND status NOT IN ('queued', 'sending'))",
+                (cut,),
+            )
+            cur = await db.execute(
+                "UPDATE inbound_messages SET text = '' WHERE first_received_at < ?"
+                " AND text != '' AND status != 'partial'",
+                (cut,),
+            )
+            inbound = cur.rowcount
+            await db.execute(
+                "UPDATE inbound_parts SET text = '' WHERE received_at < ? AND text != ''"
+                " AND inbound_id IN (SELECT id FROM inbound_messages WHERE status != 'partial')",
+                (cut,),
+            )
+        return messages, inbound
 
     # -- customers: preferences and timeline ---------------------------------------------
 

@@ -30,7 +30,7 @@ from gatewayd.store import events
 from gatewayd.store.errors import IdempotencyKeyReused, RecipientOptedOut, WrongState
 from gatewayd.store.ids import new_id
 from gatewayd.store.migrate import migrate
-from gatewayd.store.numbers import digits, digits_match
+from gatewayd.store.numbers import digits, digits_match, erased
 from gatewayd.store.records import (
     GONE_OUT,
     PENDING_STATUSES,
@@ -358,8 +358,11 @@ class SqliteStore:
                 if existing is not None:
                     return Inserted(existing, duplicate=True)
         if not item.optout_exempt:
+            # An erased customer's opt-out is kept under the hash of the number.
             opt = await self._tx_one(
-                tx, "SELECT scope FROM optouts WHERE number = ?", (item.recipient,)
+                tx,
+                "SELECT scope FROM optouts WHERE number IN (?, ?) ORDER BY scope = 'all' DESC",
+                (item.recipient, erased(item.recipient)),
             )
             if opt is not None and OptOutScope(opt["scope"]).covers(item.category):
                 raise RecipientOptedOut(item.recipient, opt["scope"])
