@@ -36,6 +36,7 @@ from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
 from gatewayd.fleet.alarms import AlarmMonitor
 from gatewayd.fleet.binding import sim_pins
+from gatewayd.fleet.credit import CreditMonitor
 from gatewayd.fleet.discovery import Discovery
 from gatewayd.fleet.service import Fleet
 from gatewayd.flows import FlowEngine, check_templates, load_flows
@@ -100,6 +101,7 @@ class Daemon:
         self.gateway: Gateway | None = None
         self.discovery: Discovery | None = None
         self.alarms: AlarmMonitor | None = None
+        self.credit: CreditMonitor | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -138,12 +140,16 @@ class Daemon:
                 )
                 self.discovery.start()
             gateway = self.gateway
+            if any(s.credit is not None for s in config.sims):
+                self.credit = CreditMonitor(config, gateway, clock=self.clock)
+                self.credit.start()
             self.alarms = AlarmMonitor(
                 config.alarms,
                 workers=lambda: gateway.workers,
                 store=self.store,
                 observers=gateway.observers,
                 clock=self.clock,
+                credit_low=self.credit.low if self.credit is not None else None,
             )
             self.alarms.start()
             self.webhooks = WebhookWorker(
@@ -164,7 +170,7 @@ class Daemon:
                 max_body_bytes=config.api.max_body_bytes,
                 resources=[self._webhooks_running],
                 flows=self.flows,
-                fleet=Fleet(self.gateway, self.alarms, self.discovery),
+                fleet=Fleet(self.gateway, self.alarms, self.discovery, self.credit),
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
             await self._runner.setup()
@@ -319,6 +325,9 @@ class Daemon:
         if self.alarms is not None:
             await _bounded("alarms", self.alarms.stop())
             self.alarms = None
+        if self.credit is not None:
+            await _bounded("credit", self.credit.stop())
+            self.credit = None
         if self.discovery is not None:
             await _bounded("discovery", self.discovery.stop())
             self.discovery = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from drivers.modem.types import (
     SendAborted,
     SendOutcomeUnknown,
 )
+from drivers.modem.ussd import UssdAnswer, UssdError, parse_cusd
 from drivers.pdu import encode_submit
 from drivers.profiles import GENERIC, PROFILES, Profile, get_profile
 
@@ -45,6 +47,8 @@ T = TypeVar("T")
 
 StateHandler = Callable[[ModemState, str], None]
 
+# A USSD code: digits, '*' and '#' (TS 22.030), short enough for one request.
+_USSD_CODE = re.compile(r"^[0-9*#+]{1,40}$")
 STORAGE_ALARM = 0.8  # DESIGN.md: a full store makes +CMTI stop; alarm at 80 %
 _SERVING = (ModemState.READY, ModemState.DEGRADED)
 
@@ -109,6 +113,8 @@ class Modem:
         self._probe_now = False
         self._state_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._ussd_waiters: list[asyncio.Future[UssdAnswer]] = []
+        self._ussd_lock = asyncio.Lock()
 
     # -- public API ---------------------------------------------------------------------
 
@@ -209,6 +215,36 @@ class Modem:
         """Encode ``text`` (drivers.pdu) and send every part; return the TP-MRs."""
         parts = encode_submit(number, text)
         return [await self.send_pdu(part.hex(with_smsc=True), part.length) for part in parts]
+
+    async def ussd(self, code: str, *, limit: float = 30.0) -> str:
+        """Run a USSD code (``AT+CUSD=1,"<code>",15``) and return the network's answer, decoded.
+
+        Raises UssdError (a bad code, or the network refused or gave no text), ModemNotReady,
+        AtError from the modem, and TimeoutError when no answer came within ``limit`` s.
+        """
+        if not _USSD_CODE.match(code):
+            raise UssdError("code", "expected digits, '*' and '#' (e.g. *111#)")
+        async with self._ussd_lock:  # one USSD session at a time per modem
+            channel = self._serving_channel()
+            waiter: asyncio.Future[UssdAnswer] = asyncio.get_running_loop().create_future()
+            self._ussd_waiters.append(waiter)
+            try:
+                async with asyncio.timeout(limit):
+                    response = await channel.command(f'AT+CUSD=1,"{code}",15', prefixes=("+CUSD:",))
+                    # Some firmware answers inside the command, most as a URC afterwards.
+                    line = response.first("+CUSD:")
+                    answer = parse_cusd(line) if line is not None else await waiter
+            finally:
+                if waiter in self._ussd_waiters:
+                    self._ussd_waiters.remove(waiter)
+        if answer.status == 1:
+            # The network wants a reply (a menu): end the session, keep the text.
+            with contextlib.suppress(AtError, PortGone):
+                await channel.command("AT+CUSD=2")
+        if answer.status not in (0, 1) or not answer.text:
+            raise UssdError("+CUSD", f"network ended the session (status {answer.status})")
+        self._log.info("modem.ussd", code=code, status=answer.status)
+        return answer.text
 
     async def sweep(self) -> None:
         """Queue a sweep of stored messages (``AT+CMGL=4``) now."""
@@ -448,6 +484,7 @@ class Modem:
         channel.subscribe("+CEREG:", self._on_registration)
         channel.subscribe("^RSSI:", self._on_rssi)
         channel.subscribe("RING", self._on_ring)
+        channel.subscribe("+CUSD:", self._on_cusd)
         channel.subscribe("+CRING:", self._on_ring)
         # Every family's markers, so that a line such as "+QIND: SMS DONE" inside a command
         # is still read as a URC; the handler checks the current profile's own list.
@@ -478,6 +515,16 @@ class Modem:
             return  # LTE-only: +CREG may say "not registered" while +CEREG is fine
         self.info = dataclasses.replace(self.info, registration=word)
         self._apply_registration()
+
+    def _on_cusd(self, urc: Urc) -> None:
+        waiter = next((w for w in self._ussd_waiters if not w.done()), None)
+        if waiter is None:
+            self._log.info("modem.ussd_unexpected", line=urc.line[:100])
+            return
+        try:
+            waiter.set_result(parse_cusd(urc.args))
+        except UssdError as exc:
+            waiter.set_exception(exc)
 
     def _on_ring(self, urc: Urc) -> None:
         # An SMS gateway takes no calls: hang up so the caller gets busy, not endless ringing.

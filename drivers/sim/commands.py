@@ -21,6 +21,7 @@ from drivers.pdu import (
     encode_submit,
     segments,
 )
+from drivers.pdu.gsm7 import encode_text, pack
 from drivers.sim.engine import AtCommand, Op
 from drivers.sim.errors import CmeError, CmsError, SyntaxFailure, UnknownCommand
 from drivers.sim.faults import RegStat
@@ -820,3 +821,38 @@ async def _cmgd(m: SimModem, c: AtCommand) -> list[str]:
         store.delete(index)
     m.drain_after_reply()
     return []
+
+
+@handles("+CUSD")
+async def _cusd(m: SimModem, c: AtCommand) -> list[str]:
+    # AT+CUSD=1,"*111#",15: OK at once, the network's answer follows as a URC (TS 27.007
+    # 7.15), coded as this modem family gives it; every code answers the prepaid balance.
+    if c.op is Op.TEST:
+        return ["+CUSD: (0-2)"]
+    if c.op is Op.READ:
+        return ["+CUSD: 1"]
+    mode = _int(c, 0, low=0, high=2, default=0)
+    if mode != 1 or len(c.args) < 2 or not c.args[1]:
+        return []
+    if m.sim.state is not SimState.READY:
+        raise CmeError(11)  # SIM PIN required
+    text = m.personality.ussd_answer.format(balance=m.balance)
+    m.spawn(_cusd_answer(m, _ussd_coded(m.personality.ussd_coding, text)))
+    return []
+
+
+async def _cusd_answer(m: SimModem, answer: str) -> None:
+    # The network answers after the modem's OK (clock time: ManualClock tests advance it).
+    await m.clock.sleep(m.ussd_delay)
+    m.emit_urc(f"+CUSD: 0,{answer}")
+
+
+def _ussd_coded(coding: str, text: str) -> str:
+    if coding == "ucs2":
+        return f'"{text.encode("utf-16-be").hex().upper()}",72'
+    if coding == "packed":
+        septets = encode_text(text)
+        if len(septets) % 8 == 7:
+            septets.append(0x0D)  # TS 23.038 6.1.2.3.1: CR pads, not '@'
+        return f'"{pack(septets).hex().upper()}",15'
+    return f'"{text}",15'

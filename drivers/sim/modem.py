@@ -109,6 +109,10 @@ class SimModem:
         self.sent: list[SentRecord] = []
         self.events: list[SimEvent] = []
         self.sim_busy_until = 0.0
+        # Prepaid credit: what a USSD balance check answers; each SMS part costs sms_cost.
+        self.balance = 5.0
+        self.sms_cost = 0.1
+        self.ussd_delay = 0.2  # seconds from AT+CUSD's OK to the network's answer
         self._mr = rng.randrange(256)
         self._inbound: deque[tuple[bytes, PduKind]] = deque()
         self._ack_pending: tuple[bytes, PduKind] | None = None
@@ -388,6 +392,7 @@ class SimModem:
             "sim.sms.sent", modem=self.id, mr=mr, part=part.concat_seq, parts=part.concat_total
         )
         self.network.route(self, part, mr, now)
+        self.balance = round(self.balance - self.sms_cost, 4)
         self.record("sent", f"{mr}")
         return mr
 

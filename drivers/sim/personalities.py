@@ -65,6 +65,10 @@ class Personality:
     cmt_also_stores: bool = False
     # Network technology for +COPS? (0 GSM, 2 UTRAN, 7 E-UTRAN).
     access_technology: int = 0
+    # How +CUSD carries the answer: "text" (TE charset), "ucs2" (hex, DCS 72), "packed"
+    # (GSM 7-bit septets packed and hex-coded, DCS 15: many Huawei firmwares).
+    ussd_coding: str = "text"
+    ussd_answer: str = "Su saldo es {balance:.2f} EUR"
 
 
 GENERIC = Personality(
@@ -116,6 +120,8 @@ QUECTEL = Personality(
     supports_cereg=True,
     vendor_commands=frozenset({"+QPINC"}),
     access_technology=7,
+    ussd_coding="ucs2",
+    ussd_answer="Saldo: {balance:.2f} €",
 )
 
 HUAWEI = Personality(
@@ -139,6 +145,7 @@ HUAWEI = Personality(
     cmt_also_stores=True,
     vendor_commands=frozenset({"^CURC", "^CPIN", "^PORTSEL"}),
     access_technology=2,
+    ussd_coding="packed",
 )
 
 HUAWEI_QUALCOMM = replace(

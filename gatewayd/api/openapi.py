@@ -333,6 +333,14 @@ SCHEMAS: dict[str, Any] = {
             ),
             "sent_today": NINT,
             "alarms": {"type": "array", "items": STR},
+            "credit": {
+                "type": ["object", "null"],
+                "properties": {
+                    "balance": {"type": "number"},
+                    "checked_at": TIME,
+                    "below_floor": {"type": "boolean"},
+                },
+            },
         },
         (
             "name",

@@ -397,6 +397,21 @@ class _Loader:
             if not _PIN.match(pin):
                 raise self.error(f"{key}.pin_file", f"{sim.pin_file} must hold 4 to 8 digits")
         self._validate_limits(sim.limits, f"{key}.limits")
+        if sim.credit is not None:
+            credit = sim.credit
+            if not re.fullmatch(r"[0-9*#+]{1,40}", credit.ussd):
+                raise self.error(f"{key}.credit.ussd", "expected digits, '*' and '#', e.g. *111#")
+            try:
+                compiled = re.compile(credit.pattern)
+            except re.error as exc:
+                raise self.error(
+                    f"{key}.credit.pattern", f"not a regular expression: {exc}"
+                ) from exc
+            if compiled.groups < 1:
+                raise self.error(f"{key}.credit.pattern", "needs one group around the amount")
+            self._positive(credit.floor, f"{key}.credit.floor", 0)
+            self._positive(credit.every_sends, f"{key}.credit.every_sends")
+            self._above_zero(credit.every_hours, f"{key}.credit.every_hours")
 
     def _validate_limits(self, limits: Limits, key: str) -> None:
         for name in ("max_per_minute", "max_per_hour", "max_per_day"):
@@ -424,9 +439,6 @@ class _Loader:
         ):
             self._above_zero(getattr(sending, name), f"sending.{name}")
         self._positive(sending.failover_wait_seconds, "sending.failover_wait_seconds", 0)
-        if not 0.0 <= sending.urgent_reserved_share < 1.0:
-            raise self.error("sending.urgent_reserved_share", "expected 0 to below 1")
-        self._above_zero(sending.otp_validity_seconds, "sending.otp_validity_seconds")
         if not 0.0 <= sending.urgent_reserved_share < 1.0:
             raise self.error("sending.urgent_reserved_share", "expected 0 to below 1")
         self._above_zero(sending.otp_validity_seconds, "sending.otp_validity_seconds")

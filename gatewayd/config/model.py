@@ -58,6 +58,19 @@ class SimConfig:
     pin_file: Path | None = None  # needs ``iccid``: a PIN belongs to a SIM (DESIGN: Identity)
     pool: str = "default"
     limits: Limits = field(default_factory=Limits)
+    credit: CreditConfig | None = None  # prepaid balance check by USSD (off without it)
+
+
+@dataclass(frozen=True)
+class CreditConfig:
+    """A prepaid SIM's balance check: USSD code, how to read the amount, and its floor."""
+
+    ussd: str  # e.g. "*111#"
+    # The amount in the decoded answer: the first group of the first match ("4,90" is 4.90).
+    pattern: str = r"(\d+(?:[.,]\d{1,2})?)"
+    floor: float = 1.0  # below it the SIM pauses itself and credit_low is raised
+    every_sends: int = 50  # check again after this many parts sent
+    every_hours: float = 6.0  # and at least this often
 
 
 @dataclass(frozen=True)
@@ -139,10 +152,6 @@ class SendingConfig:
     unknown_outcome_marketing: UnknownOutcomeRule = UnknownOutcomeRule.AT_MOST_ONCE
     sticky_recipients: bool = True
     inbound_incomplete_after_seconds: float = 86_400.0
-    # Share of each SIM's limits kept free for otp/alert messages: marketing never uses it.
-    urgent_reserved_share: float = 0.2
-    otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none
-
     # Share of each SIM's limits kept free for otp/alert messages: marketing never uses it.
     urgent_reserved_share: float = 0.2
     otp_validity_seconds: float = 300.0  # an otp's expires_at when the request gives none

@@ -68,7 +68,7 @@ async def modem_named(d: Running, name: str) -> dict[str, object]:
         "/v1/modems",
         lambda b: any(m["name"] == name and m["state"] == "ready" for m in b["modems"]),
     )
-    return next(m for m in body["modems"] if m["name"] == name)  # type: ignore[no-any-return]
+    return next(m for m in body["modems"] if m["name"] == name)
 
 
 async def test_stick_plugged_in_is_attached_by_iccid_with_its_pin_and_limits(
