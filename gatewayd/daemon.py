@@ -36,6 +36,7 @@ from gatewayd.core import Gateway
 from gatewayd.core.webhooks import WebhookWorker
 from gatewayd.fleet.alarms import AlarmMonitor
 from gatewayd.fleet.binding import sim_pins
+from gatewayd.fleet.calls import CallService
 from gatewayd.fleet.credit import CreditMonitor
 from gatewayd.fleet.discovery import Discovery
 from gatewayd.fleet.service import Fleet
@@ -102,6 +103,7 @@ class Daemon:
         self.discovery: Discovery | None = None
         self.alarms: AlarmMonitor | None = None
         self.credit: CreditMonitor | None = None
+        self.calls: CallService | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -132,11 +134,25 @@ class Daemon:
             self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
             # The gateway's handlers are in place before a modem can hand over an SMS.
             await self.gateway.start()
+            calls = self.calls = CallService(
+                config.calls, self.gateway, self.store, clock=self.clock
+            )
             for modem in self.modems:
+                calls.attach(modem)
                 await modem.start()
             if config.discovery.enabled:
+
+                def discovered(m: ModemConfig) -> Modem:
+                    modem = self._make_modem(m, secrets.pins)
+                    calls.attach(modem)
+                    return modem
+
                 self.discovery = Discovery(
-                    config, self.gateway, clock=self.clock, pins=secrets.pins
+                    config,
+                    self.gateway,
+                    clock=self.clock,
+                    pins=secrets.pins,
+                    make_modem=discovered,
                 )
                 self.discovery.start()
             gateway = self.gateway
@@ -263,6 +279,7 @@ class Daemon:
             pins=pins,
             baudrate=m.baudrate,
             clock=self.clock,
+            hangup_delay=self.config.calls.hangup_delay_seconds,
         )
 
     def request_stop(self) -> None:
@@ -325,6 +342,9 @@ class Daemon:
         if self.alarms is not None:
             await _bounded("alarms", self.alarms.stop())
             self.alarms = None
+        if self.calls is not None:
+            await _bounded("calls", self.calls.stop())
+            self.calls = None
         if self.credit is not None:
             await _bounded("credit", self.credit.stop())
             self.credit = None

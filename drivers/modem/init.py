@@ -89,6 +89,7 @@ class Initialiser:
         for command in profile.init_commands:
             await self._optional(command)
         await self._optional("AT+CREG=1")
+        await self._optional("AT+CLIP=1")  # the caller's number after RING (missed calls)
         if profile.uses_cereg:
             await self._optional("AT+CEREG=1")
         info = ModemInfo(

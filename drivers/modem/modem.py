@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 StateHandler = Callable[[ModemState, str], None]
+CallHandler = Callable[[str | None], None]  # the caller's number, when the network gave it
 
 # A USSD code: digits, '*' and '#' (TS 22.030), short enough for one request.
 _USSD_CODE = re.compile(r"^[0-9*#+]{1,40}$")
@@ -76,6 +77,7 @@ class Modem:
         backoff_max: float = 60.0,
         sim_busy_wait: float = 30.0,
         open_timeout: float = 10.0,
+        hangup_delay: float = 0.0,
     ) -> None:
         self.url = url
         self.name = name
@@ -114,6 +116,10 @@ class Modem:
         self._state_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ussd_waiters: list[asyncio.Future[UssdAnswer]] = []
+        self._hangup_delay = hangup_delay
+        self._call_handlers: list[CallHandler] = []
+        self._ringing = False
+        self._caller: str | None = None
         self._ussd_lock = asyncio.Lock()
 
     # -- public API ---------------------------------------------------------------------
@@ -126,6 +132,10 @@ class Modem:
     def on_state_change(self, cb: StateHandler) -> None:
         """Call ``cb(state, reason)`` on every state change."""
         self._state_handlers.append(cb)
+
+    def on_call(self, cb: CallHandler) -> None:
+        """Call ``cb(caller)`` when an incoming call has been hung up (``caller`` may be None)."""
+        self._call_handlers.append(cb)
 
     def set_inbound_handler(self, cb: InboundHandler) -> None:
         """Hand each inbound SMS to ``cb``; the SMS is deleted only after ``cb`` returns."""
@@ -485,6 +495,7 @@ class Modem:
         channel.subscribe("^RSSI:", self._on_rssi)
         channel.subscribe("RING", self._on_ring)
         channel.subscribe("+CUSD:", self._on_cusd)
+        channel.subscribe("+CLIP:", self._on_clip)
         channel.subscribe("+CRING:", self._on_ring)
         # Every family's markers, so that a line such as "+QIND: SMS DONE" inside a command
         # is still read as a URC; the handler checks the current profile's own list.
@@ -528,8 +539,29 @@ class Modem:
 
     def _on_ring(self, urc: Urc) -> None:
         # An SMS gateway takes no calls: hang up so the caller gets busy, not endless ringing.
-        if self.state in _SERVING:
+        # RING repeats every few seconds: one hang-up per call.
+        if self.state not in _SERVING or self._ringing:
+            return
+        self._ringing = True
+        if self._hangup_delay <= 0:
             self._jobs.put_nowait(Job("hangup"))
+            return
+        task = asyncio.create_task(self._hang_up_later(), name=f"modem-{self.name}-call")
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    async def _hang_up_later(self) -> None:
+        await self._clock.sleep(self._hangup_delay)
+        self._jobs.put_nowait(Job("hangup"))
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    def _on_clip(self, urc: Urc) -> None:
+        caller = parsing.parse_clip(urc.args)
+        if caller is not None:
+            self._caller = caller
 
     def _on_rssi(self, urc: Urc) -> None:
         value = parsing.first_int(urc.args)
@@ -559,7 +591,7 @@ class Modem:
                 continue
             try:
                 if job.kind == "hangup":
-                    await channel.command(init.profile.hangup_command)
+                    await self._hang_up(channel, init.profile.hangup_command)
                 else:
                     await self._inbound.run(job, channel, init)
             except PortGone:
@@ -568,6 +600,18 @@ class Modem:
                 self._ask_probe()
             except AtError as exc:
                 self._log.info("modem.job_failed", job=job.kind, final=exc.final)
+
+    async def _hang_up(self, channel: AtChannel, command: str) -> None:
+        try:
+            await channel.command(command)
+        finally:
+            caller, self._caller, self._ringing = self._caller, None, False
+        self._log.info("modem.call_missed", caller=caller)
+        for cb in self._call_handlers:
+            try:
+                cb(caller)
+            except Exception:
+                self._log.exception("modem.call_handler_failed")
 
     async def _wait_serving(self) -> None:
         while self.state not in _SERVING:

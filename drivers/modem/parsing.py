@@ -275,3 +275,19 @@ def parse_cmgs(text: str) -> int:
     if mr is None or mr > 255:
         raise ParseError("+CMGS mr", text)
     return mr
+
+
+_CLIP = re.compile(r'^\s*"([^"]*)"\s*,\s*(\d+)')
+
+
+def parse_clip(args: str) -> str | None:
+    """The caller in ``+CLIP: "<number>",<type>[,...]`` (27.007 7.18); None if withheld."""
+    m = _CLIP.match(args)
+    if m is None:
+        return None
+    number = "".join(ch for ch in m.group(1) if ch.isdigit() or ch == "+")
+    if not number.strip("+"):
+        return None
+    if m.group(2) == "145" and not number.startswith("+"):
+        number = "+" + number  # international type: the '+' some firmware leaves out
+    return number

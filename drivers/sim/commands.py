@@ -198,7 +198,7 @@ async def _reset(m: SimModem, c: AtCommand) -> list[str]:
     return []
 
 
-@handles("&W", "&C", "&D", "&K", "H", "X")
+@handles("&W", "&C", "&D", "&K", "X")
 async def _accepted(m: SimModem, c: AtCommand) -> list[str]:
     return []
 
@@ -856,3 +856,21 @@ def _ussd_coded(coding: str, text: str) -> str:
             septets.append(0x0D)  # TS 23.038 6.1.2.3.1: CR pads, not '@'
         return f'"{pack(septets).hex().upper()}",15'
     return f'"{text}",15'
+
+
+@handles("H")
+async def _ath(m: SimModem, c: AtCommand) -> list[str]:
+    # Hang up: an incoming call stops ringing (the caller hears busy).
+    m.hang_up()
+    return []
+
+
+@handles("+CLIP")
+async def _clip(m: SimModem, c: AtCommand) -> list[str]:
+    # Calling line identification: +CLIP: "<number>",<type> after each RING (27.007 7.18).
+    if c.op is Op.TEST:
+        return ["+CLIP: (0,1)"]
+    if c.op is Op.READ:
+        return [f"+CLIP: {int(m.clip)},1"]
+    m.clip = _int(c, 0, low=0, high=1) == 1
+    return []

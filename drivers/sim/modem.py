@@ -113,6 +113,8 @@ class SimModem:
         self.balance = 5.0
         self.sms_cost = 0.1
         self.ussd_delay = 0.2  # seconds from AT+CUSD's OK to the network's answer
+        self.clip = False  # AT+CLIP=1: the caller's number follows each RING
+        self._call: asyncio.Task[None] | None = None
         self._mr = rng.randrange(256)
         self._inbound: deque[tuple[bytes, PduKind]] = deque()
         self._ack_pending: tuple[bytes, PduKind] | None = None
@@ -298,6 +300,32 @@ class SimModem:
     def emit_urc(self, *lines: str) -> None:
         """Print an unsolicited result now (e.g. ``RING``, ``^RSSI: 12``)."""
         self.engine.emit_urc(lines)
+
+    def incoming_call(self, number: str, *, ring_every: float = 3.0, rings: int = 10) -> None:
+        """Someone calls this SIM: RING (and +CLIP with AT+CLIP=1) until ATH or ``rings``."""
+        if self._call is not None and not self._call.done():
+            raise ValueError("number: a call is already ringing")
+        self.record("call", number)
+        self._call = asyncio.create_task(self._ring(number, ring_every, rings))
+        self._tasks.add(self._call)
+        self._call.add_done_callback(self._tasks.discard)
+
+    async def _ring(self, number: str, ring_every: float, rings: int) -> None:
+        for _ in range(rings):
+            lines = ["RING"]
+            if self.clip:
+                kind = 145 if number.startswith("+") else 129
+                lines.append(f'+CLIP: "{number}",{kind}')
+            self.emit_urc(*lines)
+            await self.clock.sleep(ring_every)
+        self.record("call_ended", "caller gave up")
+
+    def hang_up(self) -> None:
+        """ATH: the ringing call ends (busy for the caller)."""
+        call, self._call = self._call, None
+        if call is not None and not call.done():
+            call.cancel()
+            self.record("hangup", "")
 
     def urc_after_next_echo(self, *lines: str) -> None:
         """Print an unsolicited result between the next command's echo and its result."""

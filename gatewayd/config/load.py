@@ -256,6 +256,8 @@ class _Loader:
             names[modem.name] = i
         self._validate_discovery(config.discovery)
         self._validate_alarms(config.alarms)
+        self._positive(config.calls.hangup_delay_seconds, "calls.hangup_delay_seconds", 0)
+        self._positive(config.calls.reply_per_day, "calls.reply_per_day")
         seen: dict[str, int] = {}
         for i, sim in enumerate(config.sims):
             self._validate_sim(sim, f"sims[{i}]", seen)

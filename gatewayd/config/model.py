@@ -99,6 +99,15 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    """Incoming calls: an SMS gateway takes none; it hangs up and reports ``call.missed``."""
+
+    hangup_delay_seconds: float = 0.0  # let it ring this long first (0: at the first RING)
+    reply_text: str = ""  # an SMS to the caller ("" sends none)
+    reply_per_day: int = 1  # per caller, so that a robot calling back cannot loop
+
+
+@dataclass(frozen=True)
 class AlarmsConfig:
     """Health alarms of each modem/SIM: when they raise and when they clear (hysteresis)."""
 
@@ -233,6 +242,7 @@ class GatewayConfig:
     sims: tuple[SimConfig, ...] = ()
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     routing: tuple[RoutingRule, ...] = ()
     sending: SendingConfig = field(default_factory=SendingConfig)
     keywords: KeywordConfig = field(default_factory=KeywordConfig)
