@@ -74,4 +74,9 @@ def create_short_link_app(engine: FlowEngine) -> web.Application:
     app[FLOWS] = engine
     # aiohttp answers HEAD on a GET route by itself; the handler sees request.method.
     app.add_routes([web.get("/s/{code}", short_link)])
+    # The preferences page (a signed link per customer); imported here because
+    # gatewayd.api.customers uses this module's FLOWS key.
+    from gatewayd.api.customers import PAGE_ROUTES
+
+    app.add_routes(PAGE_ROUTES)
     return app

@@ -40,6 +40,7 @@ from gatewayd.core import (
 from gatewayd.core.keywords import fold
 from gatewayd.core.observe import GatewayEvent, InboundReceived
 from gatewayd.customers import Preferences
+from gatewayd.customers.links import PAGE_LINK_DAYS, sign, verify
 from gatewayd.customers.preferences import preferences_from_row
 from gatewayd.flows.events import Event
 from gatewayd.flows.experiments import HOLDOUT, choose_template, in_holdout
@@ -65,6 +66,7 @@ log = structlog.get_logger(__name__)
 
 IDLE_SECONDS = 3600.0  # the loop looks again at least this often
 BATCH = 100  # due enrolments taken per pass
+PAGE_SECRET = "preferences_page"  # the name of the key that signs preferences links
 RETENTION_EVERY_SECONDS = 3600.0  # how often old texts are purged
 INBOUND_SETTLE_SECONDS = 10.0  # settle_inbound gives up (TimeoutError) after this long
 _MAX_HOPS = 100  # steps run for one enrolment in one pass (a branch loop cannot spin)
@@ -763,6 +765,7 @@ class FlowEngine:
             },
             "links": self.flows.links,
             "brand": self.settings.brand,
+            "preferences_url": await self.preferences_url(customer.id),
         }
         zones = zones_for(customer.timezone, customer.phone, self.settings.default_timezone)
         lang, body = self._renderer.render(
@@ -816,6 +819,16 @@ class FlowEngine:
         )
         log.info("customers.preferences", customer=customer_id, frequency=str(prefs.frequency))
         return prefs
+
+    async def preferences_url(self, customer_id: str) -> str:
+        """The customer's signed, expiring link to the preferences page."""
+        expires = self.clock.now() + timedelta(days=PAGE_LINK_DAYS)
+        token = sign(await self.store.secret(PAGE_SECRET), customer_id, expires)
+        return f"{self.settings.public_base_url.rstrip('/')}/p/{token}"
+
+    async def page_customer(self, token: str) -> str | None:
+        """The customer a preferences-page token is for (None: forged or expired)."""
+        return verify(await self.store.secret(PAGE_SECRET), token, self.clock.now())
 
     async def timeline(self, customer_id: str, limit: int = 500) -> list[TimelineEntry]:
         """Every decision recorded for the customer, oldest first."""

@@ -35,6 +35,7 @@ OPT_OUT_CLAUSE = {
 }
 # A short-link code as secrets.token_urlsafe(8) makes it: what a preview counts per link.
 SAMPLE_CODE = "x" * 11
+SAMPLE_TOKEN = "x" * 43  # as long as a signed preferences token
 
 
 class TemplateRenderError(Exception):
@@ -168,7 +169,12 @@ def preview(
     """Every language of ``template`` rendered with :data:`SAMPLE` and costed."""
     out = []
     for lang in template.texts:
-        context = {**SAMPLE, "order": order_context(SAMPLE["order"]), "links": links}
+        context = {
+            **SAMPLE,
+            "order": order_context(SAMPLE["order"]),
+            "links": links,
+            "preferences_url": f"{base_url.rstrip('/')}/p/{SAMPLE_TOKEN}",
+        }
         _, body = renderer.render(template, context, locale=lang)
         body, _links = shorten(body, base_url, lambda _url: SAMPLE_CODE)
         text = compose(body, brand=brand, language=lang, marketing=marketing)

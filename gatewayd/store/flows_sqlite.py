@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -505,6 +506,20 @@ class SqliteFlowStore:
                 customer_id,
             ),
         }
+
+    async def secret(self, name: str) -> bytes:
+        """The install's secret called ``name``, made (32 random bytes) on first use."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO customer_secrets (name, value) VALUES (?, ?)",
+                (name, secrets.token_hex(32)),
+            )
+            async with db.execute(
+                "SELECT value FROM customer_secrets WHERE name = ?", (name,)
+            ) as cur:
+                row = await cur.fetchone()
+        assert row is not None  # inserted above when missing
+        return bytes.fromhex(row["value"])
 
     async def queued_to(self, phone: str) -> list[str]:
         """Ids of the messages still queued to ``phone``."""
