@@ -10,7 +10,9 @@ The rules (DESIGN: data path, Decisions):
   goes; a part is counted (in memory and in the store's send log, in the same transaction
   that marks it ``sending``) just before ``send_pdu`` writes its Ctrl-Z, and its count moves
   to the time ``send_pdu`` answered (the SMS left in between: windows stay whole however
-  long the modem takes).
+  long the modem takes). A part whose outcome is unknown (or that a crash left ``sending``)
+  counts at the latest it may have left: ``UNKNOWN_SEND_SECONDS`` after its Ctrl-Z, or
+  later. A count is never earlier than the send it stands for, so no window overflows.
 * **Routing.** The store picks by priority, ``send_at``, age, among messages this modem may
   take: its name or pool, no explicit other modem, not sticky to another *ready* SIM
   (unless it names this modem: a named modem wins over stickiness, e.g. a keyword's reply), not
@@ -76,6 +78,10 @@ log = structlog.get_logger(__name__)
 
 # Safety net only: every real wake-up comes from a commit, a state change or a due time.
 IDLE_RECHECK_SECONDS = 300.0
+# The longest a modem takes to answer +CMGS (Quectel EC25: 120 s). A part whose outcome is
+# unknown may leave its SIM until then (a lost link or a crash does not stop the modem), so
+# it counts against the limits then: a count must never be earlier than the send it stands for.
+UNKNOWN_SEND_SECONDS = 120.0
 # After the modem failed a send without sending, give it this long before the next try
 # (a state change wakes the worker sooner).
 MODEM_COOLDOWN_SECONDS = 5.0
@@ -313,7 +319,8 @@ class ModemWorker:
                     self._send_failed(msg.id, exc)
                     raise
                 finally:
-                    limiter.settle(counted, clock.now())
+                    answered = clock.now()
+                    limiter.settle(counted, answered)
             except SendAborted:
                 if self._expired(msg):
                     await self._expire(msg, identity, mlog)
@@ -324,12 +331,18 @@ class ModemWorker:
                 await self._cms_failure(msg, identity, exc, mlog)
                 return
             except SendOutcomeUnknown as exc:
-                if not await self._unknown_outcome(msg, part.seq, identity, exc.reason, mlog):
+                left_by = unknown_left_by(limiter, counted, answered)
+                if not await self._unknown_outcome(
+                    msg, part.seq, identity, counted, left_by, exc.reason, mlog
+                ):
                     return
                 continue
             except AtTimeout as exc:
                 if exc.written:
-                    if not await self._unknown_outcome(msg, part.seq, identity, str(exc), mlog):
+                    left_by = unknown_left_by(limiter, counted, answered)
+                    if not await self._unknown_outcome(
+                        msg, part.seq, identity, counted, left_by, str(exc), mlog
+                    ):
                         return
                     continue
                 self._cooldown()
@@ -475,6 +488,8 @@ class ModemWorker:
         msg: MessageRecord,
         seq: int,
         identity: str,
+        counted: datetime,
+        left_by: datetime,
         why: str,
         mlog: structlog.BoundLogger,
     ) -> bool:
@@ -482,7 +497,10 @@ class ModemWorker:
         rule = unknown_outcome_rule(self._ctx.config, msg.category)
         mlog.warning("sms.outcome_unknown", part=seq, reason=why, rule=str(rule))
         if rule is UnknownOutcomeRule.AT_MOST_ONCE:
-            status = await self._ctx.store.part_unconfirmed(msg.id, seq, self._ctx.clock.now(), why)
+            # The store's count moves as the limiter's did, so it holds after a restart too.
+            status = await self._ctx.store.part_unconfirmed(
+                msg.id, seq, self._ctx.clock.now(), why, counted_at=counted, left_by=left_by
+            )
             self._status(msg.id, status)
             if self.usable():
                 return True
@@ -505,6 +523,13 @@ def send_error_code(exc: Exception) -> str:
     if isinstance(exc, AtError):
         return "at_error"
     return "internal"
+
+
+def unknown_left_by(limiter: Limiter, counted: datetime, answered: datetime) -> datetime:
+    """Move the count of a part whose outcome is unknown to the latest it may have left."""
+    left_by = max(answered, counted + timedelta(seconds=UNKNOWN_SEND_SECONDS))
+    limiter.hold(answered, left_by)
+    return left_by
 
 
 def unknown_outcome_rule(config: GatewayConfig, category: Category) -> UnknownOutcomeRule:

@@ -21,7 +21,7 @@ from drivers.clock import Clock
 from drivers.modem import InboundSms, ModemState
 from drivers.pdu import PduError, StatusReport, Submit, decode
 from gatewayd.config.model import GatewayConfig, Limits, ModemConfig
-from gatewayd.core.dispatch import ModemWorker, resend_categories
+from gatewayd.core.dispatch import UNKNOWN_SEND_SECONDS, ModemWorker, resend_categories
 from gatewayd.core.errors import (
     GatewayError,
     IdempotencyConflict,
@@ -118,7 +118,7 @@ class Gateway:
         """The limiter of one SIM (created from the send log loaded at start)."""
         lim = self._limiters.get(identity)
         if lim is None:
-            lim = Limiter(limits, self._send_log.pop(identity, []))
+            lim = Limiter(limits, self._send_log.pop(identity, []), now=self.clock.now())
             self._limiters[identity] = lim
         elif lim.limits != limits:
             lim.reconfigure(limits)
@@ -192,6 +192,7 @@ class Gateway:
             now,
             resend_categories=resend_categories(cfg),
             bound_until=now + timedelta(seconds=cfg.sending.failover_wait_seconds),
+            send_within=UNKNOWN_SEND_SECONDS,
         )
         # After recover: it moves the counts of parts a crash left in flight.
         self._send_log = await self.store.send_log(now - timedelta(seconds=DAY))

@@ -30,14 +30,20 @@ class Limiter:
         history: list[datetime] | None = None,
         *,
         rng: random.Random | None = None,
+        now: datetime | None = None,
     ) -> None:
         self._limits = limits
         self._rng = rng or random.Random()
         self._sends: list[float] = sorted(t.timestamp() for t in history or [])
         self._gap_until = 0.0
         self._next_gap = limits.min_gap_seconds
-        if self._sends:
-            self._gap_until = self._sends[-1] + limits.min_gap_seconds
+        # The gap runs from the last send that happened; a count held in the future (a part
+        # whose outcome is unknown, see hold) stands for a send that may come, not one seen.
+        seen = self._sends
+        if now is not None:
+            seen = self._sends[: bisect.bisect_right(self._sends, now.timestamp())]
+        if seen:
+            self._gap_until = seen[-1] + limits.min_gap_seconds
 
     @property
     def limits(self) -> Limits:
@@ -110,6 +116,20 @@ class Limiter:
         del self._sends[i]
         bisect.insort(self._sends, d)
         self._gap_until = max(self._gap_until, d + self._next_gap)
+
+    def hold(self, counted: datetime, until: datetime) -> None:
+        """Keep the part counted at ``counted`` in the windows as if it left at ``until``.
+
+        For a part whose outcome is unknown: it may still leave the modem up to ``until``,
+        and a count must never be earlier than its send. The gap is left alone (it runs from
+        the answer, as ``settle`` set it).
+        """
+        c, u = counted.timestamp(), until.timestamp()
+        i = bisect.bisect_left(self._sends, c)
+        if u <= c or i == len(self._sends) or self._sends[i] != c:
+            return
+        del self._sends[i]
+        bisect.insort(self._sends, u)
 
     def headroom(self, now: datetime) -> LimitHeadroom:
         """How many more parts each window allows now."""

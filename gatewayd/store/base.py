@@ -123,9 +123,20 @@ class Store(Protocol):
         ...
 
     async def part_unconfirmed(
-        self, message_id: str, seq: int, now: datetime, detail: str
+        self,
+        message_id: str,
+        seq: int,
+        now: datetime,
+        detail: str,
+        *,
+        counted_at: datetime | None = None,
+        left_by: datetime | None = None,
     ) -> MessageStatus:
-        """The part may or may not have gone (at-most-once: never resent)."""
+        """The part may or may not have gone (at-most-once: never resent).
+
+        ``counted_at``: when the part was counted against its SIM's limits; the count moves
+        to ``left_by`` (default ``now``), the latest moment the part may have left the SIM.
+        """
         ...
 
     async def requeue(
@@ -169,8 +180,13 @@ class Store(Protocol):
         *,
         resend_categories: frozenset[Category],
         bound_until: datetime,
+        send_within: float = 0.0,
     ) -> tuple[int, int]:
-        """Resolve work a crash left ``sending`` (see gatewayd.core.dispatch for the rule)."""
+        """Resolve work a crash left ``sending`` (see gatewayd.core.dispatch for the rule).
+
+        The count of each such part moves to the later of ``now`` and its own time plus
+        ``send_within`` seconds: the latest it may have left its SIM.
+        """
         ...
 
     async def send_log(self, since: datetime) -> dict[str, list[datetime]]:

@@ -20,7 +20,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -597,10 +597,28 @@ class SqliteStore:
             return await self._settle(tx, message_id, now)
 
     async def part_unconfirmed(
-        self, message_id: str, seq: int, now: datetime, detail: str
+        self,
+        message_id: str,
+        seq: int,
+        now: datetime,
+        detail: str,
+        *,
+        counted_at: datetime | None = None,
+        left_by: datetime | None = None,
     ) -> MessageStatus:
-        """The part may or may not have gone (at-most-once: never resent)."""
+        """The part may or may not have gone (at-most-once: never resent).
+
+        ``counted_at``: when the part was counted against its SIM's limits; the count moves
+        to ``left_by`` (default ``now``), the latest moment the part may have left the SIM.
+        """
         async with self._tx() as tx:
+            if counted_at is not None:
+                await tx.db.execute(
+                    "UPDATE send_log SET at = ? WHERE rowid = (SELECT l.rowid FROM send_log l"
+                    " JOIN parts p ON p.identity = l.identity WHERE p.message_id = ?"
+                    " AND p.seq = ? AND l.at = ? LIMIT 1)",
+                    (to_db(left_by or now), message_id, seq, to_db(counted_at)),
+                )
             await tx.db.execute(
                 "UPDATE parts SET status = 'unconfirmed', error_text = ? "
                 "WHERE message_id = ? AND seq = ?",
@@ -785,6 +803,7 @@ class SqliteStore:
         *,
         resend_categories: frozenset[Category],
         bound_until: datetime,
+        send_within: float = 0.0,
     ) -> tuple[int, int]:
         """Resolve work a crash left ``sending`` (see gatewayd.core.dispatch for the rule).
 
@@ -793,9 +812,10 @@ class SqliteStore:
         the queue (bound to their SIM when parts went) or become sent/unconfirmed when no
         part is left. Returns (parts unconfirmed, parts requeued).
 
-        Such a part may have left its SIM any time up to now, so its count against the SIM's
-        limits moves to ``now`` (like ``part_sent`` moves it to the answer): counted at its
-        Ctrl-Z, the window would open early by as long as the modem took.
+        Such a part may have left its SIM up to ``send_within`` seconds after its Ctrl-Z (or
+        until now), so its count against the SIM's limits moves to the later of those (like
+        ``part_sent`` moves it to the answer): left at its Ctrl-Z, the window would open early
+        by as long as the modem took.
         """
         unconfirmed = requeued = 0
         async with self._tx() as tx:
@@ -806,12 +826,21 @@ class SqliteStore:
                 (),
             )
             for row in rows:
-                # One worker sends on a SIM at a time: its part in flight is its last count.
-                await tx.db.execute(
-                    "UPDATE send_log SET at = ? WHERE rowid = (SELECT rowid FROM send_log"
-                    " WHERE identity = ? ORDER BY at DESC LIMIT 1)",
-                    (to_db(now), row["identity"]),
+                # Its count is the SIM's entry made with its last `sending` history row (the
+                # SIM's latest entry may be an earlier unknown outcome's, held in the future).
+                last = await self._tx_one(
+                    tx,
+                    "SELECT rowid, at FROM send_log WHERE identity = ? AND at = (SELECT MAX(at)"
+                    " FROM history WHERE message_id = ? AND part_seq = ? AND status = 'sending')"
+                    " LIMIT 1",
+                    (row["identity"], row["message_id"], row["seq"]),
                 )
+                if last is not None:
+                    left_by = max(now, from_db(last["at"]) + timedelta(seconds=send_within))
+                    await tx.db.execute(
+                        "UPDATE send_log SET at = ? WHERE rowid = ?",
+                        (to_db(left_by), last["rowid"]),
+                    )
                 resend = Category(row["category"]) in resend_categories
                 new = PartStatus.QUEUED if resend else PartStatus.UNCONFIRMED
                 await tx.db.execute(
