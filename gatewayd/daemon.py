@@ -40,6 +40,7 @@ from gatewayd.fleet.calls import CallService
 from gatewayd.fleet.credit import CreditMonitor
 from gatewayd.fleet.discovery import Discovery
 from gatewayd.fleet.service import Fleet
+from gatewayd.fleet.warmup import Warmup
 from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
@@ -104,6 +105,7 @@ class Daemon:
         self.alarms: AlarmMonitor | None = None
         self.credit: CreditMonitor | None = None
         self.calls: CallService | None = None
+        self.warmup: Warmup | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -137,14 +139,18 @@ class Daemon:
             calls = self.calls = CallService(
                 config.calls, self.gateway, self.store, clock=self.clock
             )
+            warmup = self.warmup = Warmup(config, self.gateway, clock=self.clock)
             for modem in self.modems:
                 calls.attach(modem)
+                warmup.attach(modem)
                 await modem.start()
+            warmup.start()
             if config.discovery.enabled:
 
                 def discovered(m: ModemConfig) -> Modem:
                     modem = self._make_modem(m, secrets.pins)
                     calls.attach(modem)
+                    warmup.attach(modem)
                     return modem
 
                 self.discovery = Discovery(
@@ -342,6 +348,9 @@ class Daemon:
         if self.alarms is not None:
             await _bounded("alarms", self.alarms.stop())
             self.alarms = None
+        if self.warmup is not None:
+            await _bounded("warmup", self.warmup.stop())
+            self.warmup = None
         if self.calls is not None:
             await _bounded("calls", self.calls.stop())
             self.calls = None

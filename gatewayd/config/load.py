@@ -16,6 +16,7 @@ import re
 import tomllib
 import types
 import zoneinfo
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -399,6 +400,13 @@ class _Loader:
             if not _PIN.match(pin):
                 raise self.error(f"{key}.pin_file", f"{sim.pin_file} must hold 4 to 8 digits")
         self._validate_limits(sim.limits, f"{key}.limits")
+        if sim.warmup is not None:
+            try:
+                date.fromisoformat(sim.warmup.start)
+            except ValueError as exc:
+                raise self.error(f"{key}.warmup.start", "expected a date YYYY-MM-DD") from exc
+            self._positive(sim.warmup.days, f"{key}.warmup.days")
+            self._positive(sim.warmup.first_day, f"{key}.warmup.first_day")
         if sim.credit is not None:
             credit = sim.credit
             if not re.fullmatch(r"[0-9*#+]{1,40}", credit.ussd):

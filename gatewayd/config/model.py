@@ -59,6 +59,20 @@ class SimConfig:
     pool: str = "default"
     limits: Limits = field(default_factory=Limits)
     credit: CreditConfig | None = None  # prepaid balance check by USSD (off without it)
+    warmup: WarmupConfig | None = None  # a new SIM's daily limit rising over days
+
+
+@dataclass(frozen=True)
+class WarmupConfig:
+    """A new SIM sends little at first (operators bar SIMs that start at full volume).
+
+    On day ``k`` after ``start`` (0-based) the daily limit is ``first_day`` plus ``k/days`` of
+    the way to ``limits.max_per_day``; from day ``days`` on, the SIM's own limits apply.
+    """
+
+    start: str  # the SIM's first day in service, YYYY-MM-DD (UTC)
+    days: int = 14
+    first_day: int = 20
 
 
 @dataclass(frozen=True)
