@@ -526,6 +526,227 @@ PATHS: dict[str, Any] = {
     },
 }
 
+# -- flows and customers: served when [flows] is configured ("x-requires": "flows") --------
+
+_FLOWS = {"x-requires": "flows"}
+_CUSTOMER = [_path_param("id", "the shop's customer id")]
+_KINDS = ["transactional", "shipping", "reviews", "loyalty", "replenishment", "marketing"]
+_RATE = {"type": ["number", "null"]}
+_INTERVAL = {"type": ["array", "null"], "items": {"type": "number"}}
+
+SCHEMAS.update(
+    {
+        "Event": _obj(
+            {
+                "type": {**STR, "description": "e.g. order.placed, order.shipped"},
+                "event_id": {**STR, "description": "makes the call idempotent"},
+                "occurred_at": TIME,
+                "customer": {"type": "object"},
+                "order": {"type": "object"},
+                "data": {"type": "object"},
+            },
+            ("type", "event_id"),
+        ),
+        "EventOutcome": _obj(
+            {
+                "event_id": STR,
+                "duplicate": {"type": "boolean"},
+                "enrolled": {"type": "array", "items": STR},
+                "exited": INT,
+                "resumed": INT,
+            },
+            ("event_id", "duplicate", "enrolled", "exited", "resumed"),
+            closed=True,
+        ),
+        "StepMetrics": _obj(
+            {
+                "step": STR,
+                "sent": INT,
+                "skipped": INT,
+                "delivered": INT,
+                "failed": INT,
+                "clicked": INT,
+                "replied": INT,
+                "opted_out": INT,
+                "converted": INT,
+                "answered": INT,
+                "revenue": {**STR, "description": "sum of order.total of converting orders"},
+                "rates": {"type": "object", "additionalProperties": _RATE},
+                "control": {**STR, "description": "the arm the others compare with"},
+                "variants": {"type": "array", "items": _ref("ArmMetrics")},
+            },
+            ("step", "sent", "skipped", "rates"),
+        ),
+        "ArmMetrics": _obj(
+            {
+                "variant": {**STR, "description": "a template, or holdout"},
+                "n": INT,
+                "sent": INT,
+                "revenue": STR,
+                "rates": {"type": "object", "additionalProperties": _RATE},
+                "ci95": {"type": "object", "additionalProperties": _INTERVAL},
+                "vs_control": {
+                    "type": "object",
+                    "description": "per metric: diff, ci95, z, p_value (two-proportion z-test)",
+                },
+            },
+            ("variant", "n", "sent", "rates", "ci95"),
+        ),
+        "FlowMetrics": _obj(
+            {
+                "since": TIME,
+                "flows": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "flow": STR,
+                            "enrolled": INT,
+                            "sent": INT,
+                            "steps": {"type": "array", "items": _ref("StepMetrics")},
+                        },
+                        ("flow", "enrolled", "sent", "steps"),
+                    ),
+                },
+            },
+            ("since", "flows"),
+            closed=True,
+        ),
+        "Preferences": _obj(
+            {
+                "customer_id": STR,
+                "kinds": {"type": "array", "items": {"enum": _KINDS}},
+                "frequency": {"enum": ["normal", "reduced", "essential"]},
+            },
+            ("customer_id", "kinds", "frequency"),
+            closed=True,
+        ),
+        "PreferencesUpdate": _obj(
+            {
+                "kinds": {"type": "array", "items": {"enum": _KINDS}},
+                "frequency": {"enum": ["normal", "reduced", "essential"]},
+            },
+            closed=True,
+        ),
+        "Timeline": _obj(
+            {
+                "customer_id": STR,
+                "entries": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "at": TIME,
+                            "what": STR,
+                            "reason": NSTR,
+                            "flow": NSTR,
+                            "step": NSTR,
+                            "kind": NSTR,
+                            "message_id": NSTR,
+                            "detail": {"type": "object"},
+                        },
+                        ("at", "what", "reason", "flow", "step", "kind", "message_id", "detail"),
+                        closed=True,
+                    ),
+                },
+            },
+            ("customer_id", "entries"),
+            closed=True,
+        ),
+        "CustomerExport": _obj(
+            {
+                "customer_id": STR,
+                **{
+                    name: {"type": "array", "items": {"type": "object"}}
+                    for name in (
+                        "optouts",
+                        "orders",
+                        "events",
+                        "enrolments",
+                        "messages",
+                        "inbound",
+                        "clicks",
+                        "survey_answers",
+                        "timeline",
+                    )
+                },
+                "profile": {"type": "object"},
+                "consents": {"type": "object"},
+                "preferences": {"type": ["object", "null"]},
+            },
+            ("customer_id", "profile", "consents", "messages", "inbound", "clicks"),
+        ),
+    }
+)
+
+PATHS.update(
+    {
+        "/v1/events": {
+            "post": _op(
+                "Post an order or customer event to the flows",
+                {
+                    "202": _json("EventOutcome", "Stored: what it started, ended, resumed"),
+                    "200": _json("EventOutcome", "Seen before (duplicate: true)"),
+                    "400": _error("Malformed JSON"),
+                    "422": _error("Invalid field (error.field names it)"),
+                    "503": _error("Shutting down"),
+                },
+                requestBody=_body("Event"),
+                **_FLOWS,
+            )
+        },
+        "/v1/flows/metrics": {
+            "get": _op(
+                "Per flow and step: counts, rates; per experiment arm with 95 % intervals",
+                {"200": _json("FlowMetrics", "Metrics"), "422": _error("Bad since")},
+                parameters=[{"name": "since", "in": "query", "schema": TIME}],
+                **_FLOWS,
+            )
+        },
+        "/v1/customers/{id}/preferences": {
+            "get": _op(
+                "The customer's message kinds and frequency",
+                {"200": _json("Preferences", "Preferences"), "404": _error("Unknown customer")},
+                parameters=_CUSTOMER,
+                **_FLOWS,
+            ),
+            "put": _op(
+                "Change the kinds and/or the frequency (recorded in the timeline)",
+                {
+                    "200": _json("Preferences", "Stored"),
+                    "404": _error("Unknown customer"),
+                    "422": _error("Invalid field (error.field names it)"),
+                },
+                parameters=_CUSTOMER,
+                requestBody=_body("PreferencesUpdate"),
+                **_FLOWS,
+            ),
+        },
+        "/v1/customers/{id}/timeline": {
+            "get": _op(
+                "Every decision for the customer: sent, deferred, skipped and why",
+                {"200": _json("Timeline", "Oldest first"), "404": _error("Unknown customer")},
+                parameters=[*_CUSTOMER, _LIMIT],
+                **_FLOWS,
+            )
+        },
+        "/v1/customers/{id}/export": {
+            "get": _op(
+                "Everything stored about the customer",
+                {"200": _json("CustomerExport", "Export"), "404": _error("Unknown customer")},
+                parameters=_CUSTOMER,
+                **_FLOWS,
+            )
+        },
+        "/v1/customers/{id}": {
+            "delete": _op(
+                "Erase the customer's personal data (the opt-out survives as a hash)",
+                {"204": {"description": "Erased"}, "404": _error("Unknown customer")},
+                parameters=_CUSTOMER,
+                **_FLOWS,
+            )
+        },
+    }
+)
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
