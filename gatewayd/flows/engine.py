@@ -250,6 +250,10 @@ class FlowEngine:
             log.info("customers.keyword_unknown_sender", keyword=keyword.word)
             return None
         prefs = await self.preferences(customer.id)
+        if prefs.frequency is keyword.frequency:
+            # Nothing changes, so no confirmation: an auto-responder repeating the keyword
+            # cannot ping-pong with us (DESIGN: keywords).
+            return None
         await self.set_preferences(
             customer.id, Preferences(prefs.kinds, keyword.frequency), source="keyword"
         )

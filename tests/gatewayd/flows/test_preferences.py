@@ -97,6 +97,9 @@ async def test_the_menos_keyword_sets_reduced_confirms_and_halves_the_caps(
         assert fh.texts()[3] == "Tienda: Hecho: te escribiremos menos."
         prefs = await fh.engine.preferences("c-1")
         assert prefs.frequency is Frequency.REDUCED
+        await fh.modem.receive_text(ES, "MENOS", clock.now())  # again: no second reply
+        await fh.settle()
+        assert len(fh.sends) == 4
 
         await fh.advance(2 * DAY)  # yesterday's two offers are out of the 24 h window
         start = clock.now()
