@@ -688,7 +688,9 @@ class FlowEngine:
             await record("preference", detail={"frequency": prefs.frequency.value})
             return True
         text = await self._text(e, flow, step, action, template, facts, now)
-        send_at = await self._send_at(customer, marketing, now, prefs)
+        # otp/alert steps are never deferred: no quiet hours, caps or gap for them.
+        urgent = action.category.urgent
+        send_at = now if urgent else await self._send_at(customer, marketing, now, prefs)
         req = SubmitRequest(
             to=customer.phone,
             text=text,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from drivers.clock import ManualClock
 from gatewayd.core import Category, MessageStatus, SubmitRequest
-from tests.gatewayd.flows.harness import ES, start_flows
+from gatewayd.flows import parse_flows
+from tests.gatewayd.flows.harness import ES, settings, start_flows
 
 NIGHT = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # 03:00 in Madrid
 
@@ -38,5 +39,30 @@ async def test_an_otp_at_three_in_the_morning_goes_at_once_while_marketing_waits
         await fh.advance(7 * 3600.0)
         assert fh.sends[2].at == datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
         assert "hace un mes" in fh.sends[2].text
+    finally:
+        await fh.close()
+
+
+async def test_an_alert_step_of_a_flow_is_never_held_by_quiet_hours(tmp_path: Path) -> None:
+    flows = parse_flows(
+        {
+            "templates": {"fraud": {"es": "Alerta: pedido {{ order.id }} bloqueado", "en": "x"}},
+            "flows": [
+                {
+                    "name": "fraud_alert",
+                    "trigger": "order.placed",
+                    "category": "alert",
+                    "steps": [{"send": "fraud"}],
+                }
+            ],
+        }
+    )
+    clock = ManualClock(NIGHT)
+    fh = await start_flows(tmp_path, clock, flows, settings(quiet_transactional=True))
+    try:
+        await fh.emit("order.placed", timezone="Europe/Madrid")
+        await fh.modem.wait_sends(1)
+        assert fh.sends[0].at == NIGHT
+        assert fh.sends[0].text == "Tienda: Alerta: pedido O-1 bloqueado"
     finally:
         await fh.close()
