@@ -127,6 +127,10 @@ class SqliteStore:
         self.max_group = 0
         self._listeners: list[Callable[[], None]] = []
         self._outbox_listeners: list[Callable[[], None]] = []
+        # Messages whose claim is in flight here: the workers' next_work skips them and a
+        # second claim of one returns None at once, so workers that looked at the same
+        # time do not all queue a losing transaction behind the writer lock.
+        self._claiming: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -499,8 +503,9 @@ class SqliteStore:
         }
         row = await self._one(
             f"SELECT * FROM ({_CANDIDATES}) WHERE due <= :now"
+            " AND id NOT IN (SELECT value FROM json_each(:claiming))"
             " ORDER BY priority DESC, send_at, seq LIMIT 1",
-            params,
+            {**params, "claiming": json.dumps(sorted(self._claiming))},
         )
         if row is not None:
             return NextWork(_message(row, ()), None)
@@ -510,16 +515,27 @@ class SqliteStore:
 
     async def claim(self, message_id: str, identity: str, now: datetime) -> MessageRecord | None:
         """Take a queued message for ``identity``'s worker; ``None`` if someone was first."""
-        async with self._tx() as tx:
-            cur = await tx.db.execute(
-                "UPDATE messages SET status = 'sending', updated_at = ? "
-                "WHERE id = ? AND status = 'queued'",
-                (to_db(now), message_id),
-            )
-            if cur.rowcount != 1:
-                return None
-            await self._history(tx, message_id, MessageStatus.SENDING, now, detail=identity)
-            return await self._load_message(tx.db, message_id, parts=True)
+        if message_id in self._claiming:
+            return None
+        self._claiming.add(message_id)
+        try:
+            async with self._tx() as tx:
+                cur = await tx.db.execute(
+                    "UPDATE messages SET status = 'sending', updated_at = ? "
+                    "WHERE id = ? AND status = 'queued'",
+                    (to_db(now), message_id),
+                )
+                if cur.rowcount != 1:
+                    return None
+                await self._history(tx, message_id, MessageStatus.SENDING, now, detail=identity)
+                return await self._load_message(tx.db, message_id, parts=True)
+        except BaseException:
+            # Still queued: the workers that skipped it must look again.
+            for cb in self._listeners:
+                cb()
+            raise
+        finally:
+            self._claiming.discard(message_id)
 
     async def replace_parts(
         self, message_id: str, parts: Sequence[tuple[str, int]], now: datetime, reason: str
