@@ -45,6 +45,7 @@ from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
 from gatewayd.store import Store, StoreError, open_store
+from gatewayd.store.conversations_sqlite import SqliteConversations
 from gatewayd.store.flows_sqlite import SqliteFlowStore
 
 log = structlog.get_logger(__name__)
@@ -106,6 +107,7 @@ class Daemon:
         self.credit: CreditMonitor | None = None
         self.calls: CallService | None = None
         self.warmup: Warmup | None = None
+        self._inbox: SqliteConversations | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -193,6 +195,7 @@ class Daemon:
                 resources=[self._webhooks_running],
                 flows=self.flows,
                 fleet=Fleet(self.gateway, self.alarms, self.discovery, self.credit),
+                inbox=await self._open_inbox(),
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
             await self._runner.setup()
@@ -238,6 +241,15 @@ class Daemon:
         )
         await self._links_runner.setup()
         await web.TCPSite(self._links_runner, host.strip("[]"), int(port)).start()
+
+    async def _open_inbox(self) -> SqliteConversations | None:
+        # The inbox reads the SQLite file on a connection of its own (PostgreSQL: not yet).
+        database = self.config.database
+        if ("://" in database and not database.startswith("sqlite://")) or database == ":memory:":
+            return None
+        self._inbox = SqliteConversations(database)
+        await self._inbox.open()
+        return self._inbox
 
     @property
     def short_link_address(self) -> tuple[str, int]:
@@ -348,6 +360,9 @@ class Daemon:
         if self.alarms is not None:
             await _bounded("alarms", self.alarms.stop())
             self.alarms = None
+        if self._inbox is not None:
+            await _bounded("inbox", self._inbox.close())
+            self._inbox = None
         if self.warmup is not None:
             await _bounded("warmup", self.warmup.stop())
             self.warmup = None

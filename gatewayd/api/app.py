@@ -13,6 +13,8 @@ from gatewayd.api.events import ROUTES as FLOW_ROUTES
 from gatewayd.api.fleet import FLEET
 from gatewayd.api.fleet import ROUTES as FLEET_ROUTES
 from gatewayd.api.handlers import ROUTES
+from gatewayd.api.inbox import INBOX
+from gatewayd.api.inbox import ROUTES as INBOX_ROUTES
 from gatewayd.api.keys import (
     CLOCK,
     FAILURES,
@@ -26,6 +28,7 @@ from gatewayd.api.status import install as install_status
 from gatewayd.core import Gateway
 from gatewayd.fleet.service import Fleet
 from gatewayd.flows import FlowEngine
+from gatewayd.store.conversations_sqlite import SqliteConversations
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
 
@@ -40,6 +43,7 @@ def create_app(
     resources: Sequence[Resource] = (),
     flows: FlowEngine | None = None,
     fleet: Fleet | None = None,
+    inbox: SqliteConversations | None = None,
 ) -> web.Application:
     """The /v1 application over ``gateway``.
 
@@ -61,6 +65,9 @@ def create_app(
         app[FLOWS] = flows
         app.add_routes(FLOW_ROUTES)
         app.add_routes(CUSTOMER_ROUTES)  # preferences, timeline (gatewayd.api.customers)
+    if inbox is not None:  # /v1/conversations and the /inbox page (gatewayd.api.inbox)
+        app[INBOX] = inbox
+        app.add_routes(INBOX_ROUTES)
     if fleet is not None:  # alarms, ports, richer /v1/modems (gatewayd.api.fleet)
         app[FLEET] = fleet
         app.add_routes(FLEET_ROUTES)

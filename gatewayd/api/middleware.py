@@ -27,6 +27,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
 # The status page's paths authenticate by session cookie themselves (gatewayd.api.status):
 # a browser without a session is sent to the login form, not answered 401 JSON.
 PAGE_PATHS = frozenset({"/", "/login", "/logout"})
+# The conversations inbox (gatewayd.api.inbox) is a page behind the same session cookie.
+PAGE_PREFIXES = ("/inbox",)
 
 _CODES = {
     400: "bad_request",
@@ -99,7 +101,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require ``Authorization: Bearer <token>`` outside :data:`PUBLIC_PATHS`."""
-    if request.path in PUBLIC_PATHS or request.path in PAGE_PATHS:
+    if (
+        request.path in PUBLIC_PATHS
+        or request.path in PAGE_PATHS
+        or any(request.path == p or request.path.startswith(p + "/") for p in PAGE_PREFIXES)
+    ):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
