@@ -39,6 +39,7 @@ from gatewayd.fleet.binding import sim_pins
 from gatewayd.fleet.calls import CallService
 from gatewayd.fleet.credit import CreditMonitor
 from gatewayd.fleet.discovery import Discovery
+from gatewayd.fleet.quota import QuotaMonitor
 from gatewayd.fleet.service import Fleet
 from gatewayd.fleet.warmup import Warmup
 from gatewayd.flows import FlowEngine, check_templates, load_flows
@@ -47,6 +48,7 @@ from gatewayd.sdnotify import Notifier, WatchdogPinger
 from gatewayd.store import Store, StoreError, open_store
 from gatewayd.store.conversations_sqlite import SqliteConversations
 from gatewayd.store.flows_sqlite import SqliteFlowStore
+from gatewayd.store.quota_sqlite import SqliteSentCounts
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +110,8 @@ class Daemon:
         self.calls: CallService | None = None
         self.warmup: Warmup | None = None
         self._inbox: SqliteConversations | None = None
+        self.quota: QuotaMonitor | None = None
+        self._sent_counts: SqliteSentCounts | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -142,6 +146,7 @@ class Daemon:
                 config.calls, self.gateway, self.store, clock=self.clock
             )
             warmup = self.warmup = Warmup(config, self.gateway, clock=self.clock)
+            await self._start_quota()
             for modem in self.modems:
                 calls.attach(modem)
                 warmup.attach(modem)
@@ -194,7 +199,7 @@ class Daemon:
                 max_body_bytes=config.api.max_body_bytes,
                 resources=[self._webhooks_running],
                 flows=self.flows,
-                fleet=Fleet(self.gateway, self.alarms, self.discovery, self.credit),
+                fleet=Fleet(self.gateway, self.alarms, self.discovery, self.credit, self.quota),
                 inbox=await self._open_inbox(),
             )
             self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS / 2)
@@ -241,6 +246,20 @@ class Daemon:
         )
         await self._links_runner.setup()
         await web.TCPSite(self._links_runner, host.strip("[]"), int(port)).start()
+
+    async def _start_quota(self) -> None:
+        # Monthly quotas count from the SQLite file (PostgreSQL: not yet); loaded before
+        # the modems start so that no SIM sends past its quota at start.
+        database = self.config.database
+        sqlite = not ("://" in database and not database.startswith("sqlite://"))
+        if self.gateway is None or not sqlite or database == ":memory:":
+            return
+        if not any(s.monthly_quota is not None for s in self.config.sims):
+            return
+        self._sent_counts = SqliteSentCounts(database)
+        await self._sent_counts.open()
+        self.quota = QuotaMonitor(self.config, self.gateway, self._sent_counts, clock=self.clock)
+        await self.quota.start()
 
     async def _open_inbox(self) -> SqliteConversations | None:
         # The inbox reads the SQLite file on a connection of its own (PostgreSQL: not yet).
@@ -360,6 +379,12 @@ class Daemon:
         if self.alarms is not None:
             await _bounded("alarms", self.alarms.stop())
             self.alarms = None
+        if self.quota is not None:
+            await _bounded("quota", self.quota.stop())
+            self.quota = None
+        if self._sent_counts is not None:
+            await _bounded("sent counts", self._sent_counts.close())
+            self._sent_counts = None
         if self._inbox is not None:
             await _bounded("inbox", self._inbox.close())
             self._inbox = None

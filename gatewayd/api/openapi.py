@@ -332,6 +332,8 @@ SCHEMAS: dict[str, Any] = {
                 {"minute": NINT, "hour": NINT, "day": NINT}, ("minute", "hour", "day"), closed=True
             ),
             "sent_today": NINT,
+            "sent_this_month": NINT,
+            "monthly_quota": NINT,
             "alarms": {"type": "array", "items": STR},
             "credit": {
                 "type": ["object", "null"],

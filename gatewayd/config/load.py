@@ -400,6 +400,10 @@ class _Loader:
             if not _PIN.match(pin):
                 raise self.error(f"{key}.pin_file", f"{sim.pin_file} must hold 4 to 8 digits")
         self._validate_limits(sim.limits, f"{key}.limits")
+        if sim.monthly_quota is not None:
+            self._positive(sim.monthly_quota, f"{key}.monthly_quota")
+            if sim.iccid is None:
+                raise self.error(f"{key}.iccid", "required with monthly_quota (counted per SIM)")
         if sim.warmup is not None:
             try:
                 date.fromisoformat(sim.warmup.start)

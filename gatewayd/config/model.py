@@ -60,6 +60,7 @@ class SimConfig:
     limits: Limits = field(default_factory=Limits)
     credit: CreditConfig | None = None  # prepaid balance check by USSD (off without it)
     warmup: WarmupConfig | None = None  # a new SIM's daily limit rising over days
+    monthly_quota: int | None = None  # SMS parts per calendar month (UTC); then it pauses
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from gatewayd.core import Gateway, ModemStatusView
 from gatewayd.fleet.alarms import Alarm, AlarmMonitor
 from gatewayd.fleet.credit import USSD_SECONDS, Balance, CreditMonitor
 from gatewayd.fleet.discovery import Discovery, PortStatus
+from gatewayd.fleet.quota import QuotaMonitor
 
 
 class Fleet:
@@ -18,11 +19,13 @@ class Fleet:
         alarms: AlarmMonitor,
         discovery: Discovery | None = None,
         credit: CreditMonitor | None = None,
+        quota: QuotaMonitor | None = None,
     ) -> None:
         self._gateway = gateway
         self.alarms = alarms
         self.discovery = discovery
         self.credit = credit
+        self.quota = quota
 
     def active_alarms(self) -> list[Alarm]:
         """Every raised alarm, oldest first."""
@@ -49,6 +52,7 @@ class Fleet:
             return out
         modem, limits = worker.modem, worker.config.limits
         info = modem.info
+        month = self.quota.sent_this_month(info.iccid) if self.quota is not None else None
         out.update(
             port=worker.config.port or None,
             imei=info.imei,
@@ -66,6 +70,8 @@ class Fleet:
                 else None
             ),
             credit=self._credit_json(view.name),
+            sent_this_month=month[0] if month is not None else None,
+            monthly_quota=month[1] if month is not None else None,
             alarms=[a.kind.value for a in self.alarms.active() if a.modem == view.name],
         )
         return out
