@@ -11,6 +11,9 @@ Endpoints (JSON in and out; errors are ``{"error": "<field>: <reason>"}`` with 4
 - ``POST /modems/{id}/reconnect``           the port comes back (``{"reboot": true}`` too)
 - ``POST /modems/{id}/reboot``              a spontaneous reboot
 - ``POST /modems/{id}/urc``                 ``{"lines": ["RING"]}`` printed now
+- ``POST /modems/{id}/call``                ``{"number": "+346...", "ring_every": 3, "rings": 9}``
+                                            an incoming call: RING (+CLIP) until ATH
+- ``POST /modems/{id}/credit``              ``{"balance": 1.5, "sms_cost": 0.1}`` prepaid credit
 - ``GET  /sent``                            every modem's log, by time
 - ``POST /inbound``                         ``{"to": "+34600000001", "sender": "+34611...",
                                             "text": "hola"}`` -> ``{"parts": 1}``
@@ -127,6 +130,35 @@ async def urc(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def call(request: web.Request) -> web.Response:
+    modem = _modem(request)
+    body = await _body(request)
+    number = body.get("number")
+    if not isinstance(number, str) or not number:
+        return _error(400, "number: required string")
+    every, rings = body.get("ring_every", 3.0), body.get("rings", 10)
+    if not isinstance(every, int | float) or isinstance(every, bool) or every <= 0:
+        return _error(400, "ring_every: expected seconds above 0")
+    if not isinstance(rings, int) or isinstance(rings, bool) or rings < 1:
+        return _error(400, "rings: expected a positive integer")
+    try:
+        modem.incoming_call(number, ring_every=float(every), rings=rings)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"ok": True})
+
+
+async def credit(request: web.Request) -> web.Response:
+    modem = _modem(request)
+    body = await _body(request)
+    for name in ("balance", "sms_cost"):
+        value = body.get(name, getattr(modem, name))
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return _error(400, f"{name}: expected a number")
+        setattr(modem, name, float(value))
+    return web.json_response({"balance": modem.balance, "sms_cost": modem.sms_cost})
+
+
 async def inbound(request: web.Request) -> web.Response:
     body = await _body(request)
     for name in ("to", "sender", "text"):
@@ -189,6 +221,8 @@ def make_app(network: SimNetwork) -> web.Application:
     app.router.add_post("/modems/{id}/reconnect", reconnect)
     app.router.add_post("/modems/{id}/reboot", reboot)
     app.router.add_post("/modems/{id}/urc", urc)
+    app.router.add_post("/modems/{id}/call", call)
+    app.router.add_post("/modems/{id}/credit", credit)
     app.router.add_get("/sent", all_sent)
     app.router.add_post("/inbound", inbound)
     app.router.add_get("/handsets", list_handsets)
