@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="about a minute or two")
+    mode.add_argument(
+        "--quick", action="store_true", help="about 2 minutes (shorter runs, 100,000 backlog)"
+    )
     mode.add_argument("--tiny", action="store_true", help="seconds: for the smoke test")
     p.add_argument("--sections", default=",".join(ALL), help=f"comma-separated of {ALL}")
     p.add_argument("--json", type=Path, help="write the results here (default: stdout only)")
