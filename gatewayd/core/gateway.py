@@ -39,7 +39,7 @@ from gatewayd.core.observe import (
     OptOutChanged,
 )
 from gatewayd.core.ports import ModemPort
-from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes, validity_minutes, validity_minutes
+from gatewayd.core.submit import encode_parts, normalise_number, prepare, validity_minutes
 from gatewayd.core.views import (
     InboundView,
     MessageView,
