@@ -132,9 +132,20 @@ class ModemWorker:
         self._task: asyncio.Task[None] | None = None
         # Set while the worker waits for work, a slot or a due time (observability, tests).
         self.idle = asyncio.Event()
+        # Clear from a part's AT+CMGS until its `sent` is committed: a status report can
+        # overtake that commit (the URC is read right after +CMGS), so report matching
+        # waits for it (see :meth:`sends_recorded`).
+        self._recorded = asyncio.Event()
+        self._recorded.set()
         self._cooldown_until: datetime | None = None
         self._last_cms: int | None = None
         self._log = log.bind(modem=modem.name)
+
+    async def sends_recorded(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait (at most ``timeout`` seconds) until no part's `sent` is still uncommitted."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._recorded.wait()
 
     @property
     def modem(self) -> ModemPort:
@@ -243,7 +254,10 @@ class ModemWorker:
         if msg is None:
             return
         try:
-            await self._send(msg, identity, limiter)
+            try:
+                await self._send(msg, identity, limiter)
+            finally:
+                self._recorded.set()
         except ClaimLost as exc:
             # Another node took the message over, or this node lost the database
             # (PostgreSQL): the message is no longer this worker's to write about.
@@ -311,6 +325,7 @@ class ModemWorker:
                 return
             limiter.record(counted)
             try:
+                self._recorded.clear()
                 try:
                     mr = await self._modem.send_pdu(
                         part.pdu, part.tpdu_length, before_submit=self._checker(msg)
@@ -363,6 +378,7 @@ class ModemWorker:
             self.counters.sent += 1
             done = clock.now()
             status = await store.part_sent(msg.id, part.seq, mr, done, counted_at=counted)
+            self._recorded.set()
             seconds = (done - counted).total_seconds()
             self._ctx.observers.emit(PartSent(msg.id, part.seq, self.name, identity, seconds, done))
             self._status(msg.id, status)

@@ -66,6 +66,9 @@ from gatewayd.store.numbers import erased
 log = structlog.get_logger(__name__)
 
 SWEEP_MAX_SECONDS = 3600.0
+# Longest a status report waits for the send in flight on its modem to be recorded: a
+# +CMGS answer may take two minutes (unknown outcome after that).
+REPORT_WAITS_FOR_SEND_SECONDS = 150.0
 
 
 class Gateway:
@@ -219,6 +222,8 @@ class Gateway:
             await self.inbound.on_inbound(modem, sms)
 
         async def report(rep: StatusReport) -> None:
+            # A report may overtake the commit of its part's `sent`: match after it.
+            await worker.sends_recorded(REPORT_WAITS_FOR_SEND_SECONDS)
             await self.inbound.on_report(modem, rep)
 
         modem.on_state_change(state_changed)

@@ -3,7 +3,9 @@ failures, unmatched reports and the report timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -167,5 +169,36 @@ async def test_no_report_in_time_is_report_timeout_still_sent(
         await h.modems["m1"].report(report(clock, h.modems["m1"].sends[0].mr, A))
         assert (await h.gateway.get_message(mid)).status is MessageStatus.DELIVERED
         assert clock.now() - view.parts[0].sent_at == timedelta(seconds=600)  # type: ignore[operator]
+    finally:
+        await h.close()
+
+
+async def test_a_report_overtaking_the_sent_commit_still_matches(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # The modem's +CDS can be read right after +CMGS, while the part's `sent` is still being
+    # committed: the report must wait for that commit, not land in unmatched_reports.
+    h = await harness(tmp_path, clock)
+    modem = h.modems["m1"]
+    send_pdu = modem.send_pdu
+    reports: list[asyncio.Task[None]] = []
+
+    async def send_then_report_at_once(
+        pdu_hex: str, length: int, *, before_submit: Callable[[], bool] | None = None
+    ) -> int:
+        mr = await send_pdu(pdu_hex, length, before_submit=before_submit)
+        reports.append(asyncio.create_task(modem.report(report(clock, mr, A))))
+        await asyncio.sleep(0)  # the report task starts before the worker records `sent`
+        return mr
+
+    modem.send_pdu = send_then_report_at_once  # type: ignore[method-assign]
+    try:
+        res = await h.gateway.submit(SubmitRequest(to=A, text="hi"))
+        await modem.wait_sends(1)
+        async with asyncio.timeout(5):
+            await asyncio.gather(*reports)
+        view = await h.gateway.get_message(res.id)
+        assert view.status is MessageStatus.DELIVERED
+        assert await h.store.unmatched_reports() == 0
     finally:
         await h.close()
