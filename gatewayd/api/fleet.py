@@ -48,17 +48,17 @@ async def run_ussd(request: web.Request) -> web.Response:
     try:
         body = json.loads(await request.read() or b"{}")
     except ValueError as exc:
-        raise ApiError(400, "validation_error", "body: not JSON", "body") from exc
+        raise ApiError(422, "validation_error", "body: not JSON", "body") from exc
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str):
-        raise ApiError(400, "validation_error", "code: required string", "code")
+        raise ApiError(422, "validation_error", "code: required string", "code")
     try:
         answer, balance = await request.app[FLEET].run_ussd(name, code)
     except KeyError as exc:
         raise ApiError(404, "not_found", f"modem {name!r} not found") from exc
     except UssdError as exc:
         if exc.field == "code":
-            raise ApiError(400, "validation_error", str(exc), "code") from exc
+            raise ApiError(422, "validation_error", str(exc), "code") from exc
         raise ApiError(502, "ussd_failed", str(exc)) from exc
     except CreditUnreadable as exc:
         raise ApiError(502, "ussd_failed", str(exc)) from exc

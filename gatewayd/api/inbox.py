@@ -54,17 +54,17 @@ def _parse_cursor(value: str | None) -> tuple[str, str] | None:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, "validation_error", "cursor: not a cursor", "cursor") from exc
+        raise ApiError(422, "validation_error", "cursor: not a cursor", "cursor") from exc
     at, sep, key = raw.partition("|")
     if not sep or not at:
-        raise ApiError(400, "validation_error", "cursor: not a cursor", "cursor")
+        raise ApiError(422, "validation_error", "cursor: not a cursor", "cursor")
     return at, key
 
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(PAGE_SIZE))
     if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise ApiError(400, "validation_error", "limit: must be 1 to 200", "limit")
+        raise ApiError(422, "validation_error", "limit: must be 1 to 200", "limit")
     return int(raw)
 
 
@@ -102,7 +102,7 @@ def _number(request: web.Request) -> str:
             request.match_info["number"], request.app[STATE].settings.default_region, field="number"
         )
     except GatewayError as exc:
-        raise ApiError(400, "validation_error", exc.message, "number") from exc
+        raise ApiError(422, "validation_error", exc.message, "number") from exc
 
 
 async def list_conversations(request: web.Request) -> web.Response:

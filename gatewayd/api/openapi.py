@@ -749,6 +749,169 @@ PATHS.update(
     }
 )
 
+# -- fleet and inbox (gatewayd.fleet, gatewayd.api.inbox): "x-requires" the daemon's fleet ----
+
+_FLEET = {"x-requires": "fleet"}
+_INBOX = {"x-requires": "inbox"}
+_NUMBER = [_path_param("number", "the other party's number (E.164, '+' as %2B)")]
+_CURSORED = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+    {"name": "cursor", "in": "query", "schema": STR},
+]
+
+SCHEMAS.update(
+    {
+        "Alarm": _obj(
+            {
+                "modem": STR,
+                "sim": NSTR,
+                "alarm": {
+                    "enum": [
+                        "modem_gone",
+                        "not_registered",
+                        "sim_fault",
+                        "pin_needed",
+                        "storage_high",
+                        "signal_low",
+                        "credit_low",
+                        "no_reports",
+                        "send_errors",
+                    ]
+                },
+                "detail": STR,
+                "raised_at": TIME,
+            },
+            ("modem", "sim", "alarm", "detail", "raised_at"),
+            closed=True,
+        ),
+        "AlarmList": _obj(
+            {"alarms": {"type": "array", "items": _ref("Alarm")}}, ("alarms",), closed=True
+        ),
+        "Port": _obj(
+            {
+                "path": STR,
+                "state": {"enum": ["attached", "busy", "not_at", "duplicate", "failed"]},
+                "reason": STR,
+                "modem": NSTR,
+                "iccid": NSTR,
+                "imei": NSTR,
+            },
+            ("path", "state", "reason", "modem", "iccid", "imei"),
+            closed=True,
+        ),
+        "PortList": _obj(
+            {"ports": {"type": "array", "items": _ref("Port")}}, ("ports",), closed=True
+        ),
+        "UssdRequest": _obj({"code": {**STR, "examples": ["*111#"]}}, ("code",)),
+        "UssdAnswer": _obj(
+            {
+                "modem": STR,
+                "code": STR,
+                "answer": STR,
+                "balance": {"type": "number"},
+                "below_floor": {"type": "boolean"},
+            },
+            ("modem", "code", "answer"),
+            closed=True,
+        ),
+        "Conversation": _obj(
+            {
+                "number": STR,
+                "last_at": TIME,
+                "last_direction": {"enum": ["in", "out"]},
+                "last_text": STR,
+                "messages": INT,
+                "optout": {"type": ["string", "null"], "enum": ["all", "marketing", None]},
+            },
+            ("number", "last_at", "last_direction", "last_text", "messages", "optout"),
+            closed=True,
+        ),
+        "ConversationList": _obj(
+            {
+                "conversations": {"type": "array", "items": _ref("Conversation")},
+                "next_cursor": NSTR,
+            },
+            ("conversations", "next_cursor"),
+            closed=True,
+        ),
+        "ConversationMessage": _obj(
+            {
+                "id": STR,
+                "direction": {"enum": ["in", "out"]},
+                "text": STR,
+                "status": STR,
+                "at": TIME,
+                "modem": NSTR,
+            },
+            ("id", "direction", "text", "status", "at", "modem"),
+            closed=True,
+        ),
+        "ConversationThread": _obj(
+            {
+                "number": STR,
+                "optout": {"type": ["string", "null"], "enum": ["all", "marketing", None]},
+                "messages": {"type": "array", "items": _ref("ConversationMessage")},
+                "next_cursor": NSTR,
+            },
+            ("number", "optout", "messages", "next_cursor"),
+            closed=True,
+        ),
+    }
+)
+
+PATHS.update(
+    {
+        "/v1/alarms": {
+            "get": _op("Raised health alarms", {"200": _json("AlarmList", "Alarms")}, **_FLEET)
+        },
+        "/v1/ports": {
+            "get": _op(
+                "Ports discovery saw and what became of them",
+                {"200": _json("PortList", "Ports")},
+                **_FLEET,
+            )
+        },
+        "/v1/modems/{id}/ussd": {
+            "post": _op(
+                "Run a USSD code on a modem and return the decoded answer",
+                {
+                    "200": _json("UssdAnswer", "The network's answer"),
+                    "404": _error("No such modem"),
+                    "409": _error("The modem is not ready"),
+                    "422": _error("Bad code"),
+                    "502": _error("The network or modem refused"),
+                    "504": _error("No answer in time"),
+                },
+                parameters=[_path_param("id", "the modem's name")],
+                requestBody=_body("UssdRequest"),
+                **_FLEET,
+            )
+        },
+        "/v1/conversations": {
+            "get": _op(
+                "Numbers by their latest message either way, newest first",
+                {
+                    "200": _json("ConversationList", "Conversations"),
+                    "422": _error("Bad limit or cursor"),
+                },
+                parameters=_CURSORED,
+                **_INBOX,
+            )
+        },
+        "/v1/conversations/{number}": {
+            "get": _op(
+                "One number's messages both ways, newest first",
+                {
+                    "200": _json("ConversationThread", "Conversation"),
+                    "422": _error("Bad number, limit or cursor"),
+                },
+                parameters=[*_NUMBER, *_CURSORED],
+                **_INBOX,
+            )
+        },
+    }
+)
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {

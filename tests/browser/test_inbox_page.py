@@ -25,6 +25,7 @@ from gatewayd.core.observe import InboundReceived
 from gatewayd.daemon import Daemon
 from gatewayd.sdnotify import Notifier
 from tests.browser.test_status_page import CHROMIUM, CHROMIUM_ARGS, TOKEN, _need_browser
+from tests.gatewayd.api.client import ApiClient
 
 CUSTOMER = "+34622000002"
 OTHER = "+34611000009"
@@ -77,24 +78,22 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
 
 
 async def test_conversations_api_is_cursor_paged(site: Site) -> None:
-    async with site.http.get(site.url + "/v1/conversations?limit=1") as r:
-        first = await r.json()
+    api = ApiClient(site.http, site.url, TOKEN)  # checks answers against the OpenAPI document
+    first = (await api.call("GET", "/v1/conversations?limit=1")).body
     [newest] = first["conversations"]
     assert newest["number"] == CUSTOMER  # its question came last
     assert (newest["last_direction"], newest["last_text"]) == ("in", "¿Llega hoy?")
-    async with site.http.get(
-        site.url + f"/v1/conversations?limit=1&cursor={first['next_cursor']}"
-    ) as r:
-        second = await r.json()
+    second = (
+        await api.call("GET", f"/v1/conversations?limit=1&cursor={first['next_cursor']}")
+    ).body
     assert [c["number"] for c in second["conversations"]] == [OTHER]
-    async with site.http.get(site.url + "/v1/conversations/" + CUSTOMER) as r:
-        thread = await r.json()
+    thread = (await api.call("GET", "/v1/conversations/%2B" + CUSTOMER[1:])).body
     assert [(m["direction"], m["text"]) for m in thread["messages"]] == [
         ("in", "¿Llega hoy?"),
         ("out", "Tu pedido 1042 ha salido"),
     ]
-    async with site.http.get(site.url + "/v1/conversations?cursor=%%%") as r:
-        assert r.status == 400
+    bad = await api.call("GET", "/v1/conversations?cursor=%25%25")
+    assert (bad.status, bad.body["error"]["field"]) == (422, "cursor")
 
 
 async def test_open_a_conversation_reply_and_opt_out(site: Site, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from drivers.sim import RegStat, SimNetwork
 from tests.e2e.daemon import TOKEN, Running, running_daemon
 from tests.e2e.test_inbound_webhooks import Receiver, hook_config, verify
 from tests.e2e.test_inbound_webhooks import receiver as receiver
+from tests.gatewayd.api.client import ApiClient
 
 FAST_ALARMS = (
     "[alarms]\ncheck_seconds = 0.1\nraise_after_seconds = 0.3\nclear_after_seconds = 0.5\n"
@@ -58,8 +59,9 @@ async def test_not_registered_and_modem_gone_raise_and_clear_with_webhooks(
         [raised] = alarms_of(receiver, "modem.alarm")
         assert raised["alarm"] == "not_registered"
         assert raised["sim"] == sim.iccid
-        body = await d.wait_for("/v1/alarms", lambda b: len(b["alarms"]) == 1)
-        assert body["alarms"][0]["alarm"] == "not_registered"
+        await d.wait_for("/v1/alarms", lambda b: len(b["alarms"]) == 1)
+        listed = await ApiClient(d.session, d.url, TOKEN).call("GET", "/v1/alarms")
+        assert listed.body["alarms"][0]["alarm"] == "not_registered"  # checked against OpenAPI
         assert await metric(d, 'gatewayd_modem_alarm{alarm="not_registered",modem="m1"} 1.0')
 
         sim.set_registration(RegStat.HOME)

@@ -12,9 +12,10 @@ import pytest
 
 from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
-from tests.e2e.daemon import running_daemon
+from tests.e2e.daemon import TOKEN, running_daemon
 from tests.e2e.test_inbound_webhooks import Receiver, hook_config
 from tests.e2e.test_inbound_webhooks import receiver as receiver
+from tests.gatewayd.api.client import ApiClient
 
 HANDSET = "+34611000001"
 
@@ -44,11 +45,15 @@ async def test_balance_below_floor_pauses_the_sim_and_raises_credit_low(
             "/v1/modems", lambda b: (b["modems"][0]["credit"] or {}).get("balance") == 1.35
         )
         assert body["modems"][0]["paused"] is False
-        status, answer = await d.call("POST", "/v1/modems/m1/ussd", {"code": "*111#"})
-        assert status == 200, answer
-        assert answer["answer"] == "Su saldo es 1.35 EUR"  # decoded from packed hex
-        status, error = await d.call("POST", "/v1/modems/m1/ussd", {"code": "*111#;ATH"})
-        assert (status, error["error"]["field"]) == (400, "code")
+        api = ApiClient(d.session, d.url, TOKEN)  # checks answers against the OpenAPI document
+        answer = await api.call("POST", "/v1/modems/m1/ussd", {"code": "*111#"})
+        assert answer.status == 200, answer.body
+        assert answer.body["answer"] == "Su saldo es 1.35 EUR"  # decoded from packed hex
+        assert answer.body["balance"] == 1.35
+        error = await api.call("POST", "/v1/modems/m1/ussd", {"code": "*111#;ATH"})
+        assert (error.status, error.body["error"]["field"]) == (422, "code")
+        missing = await api.call("POST", "/v1/modems/nope/ussd", {"code": "*111#"})
+        assert missing.status == 404
 
         sim.set_fault(latency=(0.3, 0.3))  # a modem's time per SMS: the check runs between
         ids = []

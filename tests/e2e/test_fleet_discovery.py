@@ -13,7 +13,8 @@ import pytest
 
 from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
-from tests.e2e.daemon import Running, running_daemon, write_config
+from tests.e2e.daemon import TOKEN, Running, running_daemon, write_config
+from tests.gatewayd.api.client import ApiClient
 
 HANDSET = "+34611000001"
 ICCID = "89340710000000004321"
@@ -91,6 +92,13 @@ async def test_stick_plugged_in_is_attached_by_iccid_with_its_pin_and_limits(
         )
         assert [e.detail for e in sim.events if e.kind == "command" and "CPIN=" in e.detail]
         assert net.handset(HANDSET).received[-1].text == "hola"
+        api = ApiClient(d.session, d.url, TOKEN)  # checks answers against the OpenAPI document
+        await api.call("GET", "/v1/modems")
+        ports = {
+            p["path"].rsplit("/", 1)[1]: p
+            for p in (await api.call("GET", "/v1/ports")).body["ports"]
+        }
+        assert (ports[STICK]["state"], ports[STICK]["iccid"]) == ("attached", ICCID)
         skipped = await d.wait_line('"discovery.port_skipped"')
         assert DIAG in skipped
         assert "not an AT port" in skipped
