@@ -425,11 +425,17 @@ class Modem:
                 # LTE-only modules register in +CEREG while +CREG says not registered.
                 lte = await self._value(channel, "AT+CEREG?", parsing.parse_creg)
                 registration = lte if lte and parsing.is_registered(lte) else registration
-            operator = await self._value(channel, "AT+COPS?", parsing.parse_cops)
+            cops = await self._value(channel, "AT+COPS?", str)
+            operator = parsing.parse_cops(cops) if cops is not None else None
+            technology = parsing.parse_cops_technology(cops) if cops is not None else None
             storage = await self._value(channel, "AT+CPMS?", parsing.parse_cpms)
         except AtTimeout as exc:
             raise _Unresponsive(f"modem stopped answering ({exc.command})") from exc
-        changes: dict[str, object] = {"signal_dbm": signal, "operator": operator}
+        changes: dict[str, object] = {
+            "signal_dbm": signal,
+            "operator": operator,
+            "technology": technology,
+        }
         if registration is not None:
             changes["registration"] = registration
         if storage is not None:

@@ -102,6 +102,18 @@ def parse_cops(text: str) -> str | None:
     return fields[2] or None if len(fields) >= 3 else None
 
 
+# 27.007 7.3 <AcT>: 0 GSM, 1 GSM compact, 3 EGPRS -> 2G; 2 UTRAN, 4-6 HSPA -> 3G; 7 E-UTRAN
+# and 9 NB-IoT -> 4G (8 is EC-GSM-IoT: 2G).
+_ACT = {0: "2G", 1: "2G", 3: "2G", 8: "2G", 2: "3G", 4: "3G", 5: "3G", 6: "3G", 7: "4G", 9: "4G"}
+
+
+def parse_cops_technology(text: str) -> str | None:
+    """``+COPS: <mode>,<format>,<oper>,<AcT>`` -> "2G" / "3G" / "4G", None when absent."""
+    fields = split_fields(text)
+    act = _int(fields[3]) if len(fields) >= 4 else None
+    return _ACT.get(act) if act is not None else None
+
+
 def parse_cpms(text: str) -> tuple[str | None, int, int]:
     """``+CPMS: "ME",3,50,...`` (read form) -> (memory, used, total) of the first memory.
 

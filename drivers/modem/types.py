@@ -31,6 +31,7 @@ class ModemInfo:
     imsi: str | None = None
     iccid: str | None = None
     operator: str | None = None
+    technology: str | None = None  # "2G" | "3G" | "4G", from +COPS <AcT>
     signal_dbm: int | None = None
     # "home" | "roaming" | "searching" | "denied" | "unknown" | "not_registered"
     registration: str = "unknown"

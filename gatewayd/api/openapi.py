@@ -327,6 +327,7 @@ SCHEMAS: dict[str, Any] = {
             "imei": NSTR,
             "iccid": NSTR,
             "imsi": NSTR,
+            "technology": {"type": ["string", "null"], "enum": ["2G", "3G", "4G", None]},
             "storage": _obj({"used": NINT, "total": NINT}, ("used", "total"), closed=True),
             "limits": _obj(
                 {"minute": NINT, "hour": NINT, "day": NINT}, ("minute", "hour", "day"), closed=True

@@ -125,7 +125,8 @@ class Discovery:
             present = await asyncio.to_thread(self._list)
             for path in [p for p in self._ports if p not in present]:
                 await self._vanished(path)
-            for path in present:
+            # In name order: a stick's interfaces are probed if00 first, every scan alike.
+            for path in sorted(present):
                 if path not in self._ports or self._ports[path].state is PortState.FAILED:
                     await self._appeared(path)
             self.scanned.set()

@@ -58,6 +58,7 @@ class Fleet:
             imei=info.imei,
             iccid=info.iccid,
             imsi=info.imsi,
+            technology=info.technology,
             storage={"used": info.storage_used, "total": info.storage_total},
             limits={
                 "minute": limits.max_per_minute,

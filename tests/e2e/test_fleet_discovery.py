@@ -86,6 +86,7 @@ async def test_stick_plugged_in_is_attached_by_iccid_with_its_pin_and_limits(
         )
         modem = await modem_named(d, "blue")
         assert modem["sim"] == ICCID
+        assert (modem["imei"], modem["technology"]) == (sim.imei, "3G")  # E173: UTRAN
         assert modem["headroom"]["hour"] in (69, 70)  # type: ignore[index]
         await d.wait_for(
             f"/v1/messages/{queued['id']}", lambda b: b["status"] in ("sent", "delivered")

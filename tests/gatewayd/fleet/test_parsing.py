@@ -1,11 +1,11 @@
-"""The caller in +CLIP, as firmwares print it; garbage never crashes the parser."""
+"""The caller in +CLIP and the technology in +COPS, as firmwares print them."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.modem.parsing import parse_clip
+from drivers.modem.parsing import parse_clip, parse_cops_technology
 
 
 def test_international_local_withheld() -> None:
@@ -20,3 +20,11 @@ def test_international_local_withheld() -> None:
 def test_any_line_gives_a_number_or_none(args: str) -> None:
     caller = parse_clip(args)
     assert caller is None or caller.lstrip("+").isdigit()
+
+
+def test_technology_from_cops() -> None:
+    assert parse_cops_technology('0,0,"SIMNET",7') == "4G"
+    assert parse_cops_technology('0,0,"SIMNET",2') == "3G"
+    assert parse_cops_technology('0,0,"SIMNET",0') == "2G"
+    assert parse_cops_technology('0,0,"SIMNET"') is None
+    assert parse_cops_technology("0") is None
