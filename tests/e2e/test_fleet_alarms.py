@@ -99,3 +99,39 @@ async def test_pin_needed_is_raised_for_a_sim_without_its_pin(
         # The PIN was never guessed (DESIGN: three wrong PINs lock the SIM).
         assert not [e for e in sim.events if e.kind == "command" and "CPIN=" in e.detail]
         await d.wait_for("/v1/alarms", lambda b: b["alarms"][0]["alarm"] == "pin_needed")
+
+
+async def test_sim_fault_and_no_reports_raise_and_clear(
+    net: SimNetwork, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 0
+    net.add_handset("+34611000001", reports=False)  # a network that sends no reports
+    net.add_handset("+34611000002", report_delay=0.05)
+    sim = await net.add_modem("simcom", latency=(0, 0))
+    config = hook_config(tmp_path, [sim.url], receiver.url)
+    config.write_text(config.read_text() + FAST_ALARMS + "no_reports_after_parts = 2\n")
+    async with running_daemon(config) as d:
+        await d.wait_for("/v1/modems", lambda b: b["modems"][0]["state"] == "ready")
+
+        def raised() -> list[object]:
+            return [a["alarm"] for a in alarms_of(receiver, "modem.alarm")]
+
+        def cleared() -> list[object]:
+            return [a["alarm"] for a in alarms_of(receiver, "modem.alarm_cleared")]
+
+        for text in ("uno", "dos"):
+            status, _ = await d.call("POST", "/v1/messages", {"to": "+34611000001", "text": text})
+            assert status == 202
+        await receiver.wait(lambda: "no_reports" in raised())
+        status, _ = await d.call("POST", "/v1/messages", {"to": "+34611000002", "text": "tres"})
+        await receiver.wait(lambda: "no_reports" in cleared())  # a report came back
+
+        sim.set_fault(cms_error_rate=1.0, cms_error_codes=[330])  # SMSC unknown: SIM fault
+        status, _ = await d.call("POST", "/v1/messages", {"to": "+34611000002", "text": "cuatro"})
+        assert status == 202
+        await receiver.wait(lambda: "sim_fault" in raised())
+        sim.set_fault(cms_error_rate=0.0)
+        status, _ = await d.call("POST", "/v1/modems/m1/resume")
+        assert status == 200
+        await receiver.wait(lambda: "sim_fault" in cleared())
+        assert raised().count("sim_fault") == 1
