@@ -317,6 +317,7 @@ class Daemon:
             baudrate=m.baudrate,
             clock=self.clock,
             hangup_delay=self.config.calls.hangup_delay_seconds,
+            health_interval=m.health_interval_seconds,
         )
 
     def request_stop(self) -> None:

@@ -346,6 +346,7 @@ class _Loader:
         if modem.iccid is not None and not _ICCID.match(modem.iccid):
             raise self.error(f"{key}.iccid", "expected 18 to 22 digits")
         self._positive(modem.baudrate, f"{key}.baudrate")
+        self._above_zero(modem.health_interval_seconds, f"{key}.health_interval_seconds")
         self._validate_limits(modem.limits, f"{key}.limits")
 
     def _validate_discovery(self, discovery: DiscoveryConfig) -> None:

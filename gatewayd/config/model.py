@@ -44,6 +44,7 @@ class ModemConfig:
     pool: str = "default"
     limits: Limits = field(default_factory=Limits)
     baudrate: int = 115200
+    health_interval_seconds: float = 30.0  # signal, registration, storage: looked at this often
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,28 @@ async def test_sim_fault_and_no_reports_raise_and_clear(
         assert status == 200
         await receiver.wait(lambda: "sim_fault" in cleared())
         assert raised().count("sim_fault") == 1
+
+
+async def test_signal_low_for_a_while_raises_and_clears_past_the_second_threshold(
+    net: SimNetwork, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 0
+    sim = await net.add_modem("quectel", latency=(0, 0))
+    config = hook_config(tmp_path, [sim.url], receiver.url)
+    text = config.read_text().replace(
+        "[modems.limits]", "health_interval_seconds = 0.1\n[modems.limits]"
+    )
+    # Low for 0.3 s (0.005 min) raises; back above -100 dBm clears.
+    config.write_text(text + FAST_ALARMS + "signal_low_minutes = 0.005\n")
+    async with running_daemon(config) as d:
+        await d.wait_for("/v1/modems", lambda b: b["modems"][0]["state"] == "ready")
+        sim.set_fault(rssi=3)  # -107 dBm
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm"))
+        [raised] = alarms_of(receiver, "modem.alarm")
+        assert (raised["alarm"], raised["detail"]) == ("signal_low", "signal -107 dBm")
+        sim.set_fault(rssi=5)  # -103 dBm: above the raise level, below the clear level
+        await d.wait_for("/v1/modems", lambda b: b["modems"][0]["signal_dbm"] == -103)
+        assert alarms_of(receiver, "modem.alarm_cleared") == []
+        sim.set_fault(rssi=20)  # -73 dBm
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
+        assert [a["alarm"] for a in alarms_of(receiver, "modem.alarm")] == ["signal_low"]
