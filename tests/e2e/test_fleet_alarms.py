@@ -13,6 +13,7 @@ import pytest
 
 from drivers.clock import SystemClock
 from drivers.sim import RegStat, SimNetwork
+from drivers.sim.storage import PduKind, Stat, StoredMessage
 from tests.e2e.daemon import TOKEN, Running, running_daemon
 from tests.e2e.test_inbound_webhooks import Receiver, hook_config, verify
 from tests.e2e.test_inbound_webhooks import receiver as receiver
@@ -160,3 +161,29 @@ async def test_signal_low_for_a_while_raises_and_clears_past_the_second_threshol
         sim.set_fault(rssi=20)  # -73 dBm
         await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
         assert [a["alarm"] for a in alarms_of(receiver, "modem.alarm")] == ["signal_low"]
+
+
+async def test_storage_above_80_percent_raises_and_clears_below_70(
+    net: SimNetwork, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 0
+    sim = await net.add_modem("simcom", latency=(0, 0))
+    config = hook_config(tmp_path, [sim.url], receiver.url)
+    text = config.read_text().replace(
+        "[modems.limits]", "health_interval_seconds = 0.1\n[modems.limits]"
+    )
+    config.write_text(text + FAST_ALARMS)
+    async with running_daemon(config) as d:
+        body = await d.wait_for("/v1/modems", lambda b: b["modems"][0]["storage"]["total"])
+        assert body["modems"][0]["storage"]["total"] == 100  # the modem's memory (ME)
+        store = sim.stores["ME"]
+        # SMS that cannot be decoded stay on the modem (reported, never deleted unread).
+        junk = StoredMessage(Stat.REC_READ, b"\x00\x07\xff", PduKind.DELIVER)
+        slots = [store.put(junk) for _ in range(80)]
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm"))
+        [raised] = alarms_of(receiver, "modem.alarm")
+        assert (raised["alarm"], raised["detail"]) == ("storage_high", "storage 80/100")
+        for index in slots[:15]:  # 65 %: below the clear level
+            store.delete(index)
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
+        assert alarms_of(receiver, "modem.alarm_cleared")[0]["alarm"] == "storage_high"
