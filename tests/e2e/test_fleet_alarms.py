@@ -187,3 +187,27 @@ async def test_storage_above_80_percent_raises_and_clears_below_70(
             store.delete(index)
         await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
         assert alarms_of(receiver, "modem.alarm_cleared")[0]["alarm"] == "storage_high"
+
+
+async def test_send_error_rate_raises_and_clears(
+    net: SimNetwork, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 0
+    sim = await net.add_modem("simcom", latency=(0, 0))
+    config = hook_config(tmp_path, [sim.url], receiver.url)
+    config.write_text(config.read_text() + FAST_ALARMS + "error_window = 2\nerror_rate = 0.5\n")
+    async with running_daemon(config) as d:
+        await d.wait_for("/v1/modems", lambda b: b["modems"][0]["state"] == "ready")
+        sim.set_fault(cms_error_rate=1.0, cms_error_codes=[42])  # congestion: temporary
+        for i in range(3):
+            body = {"to": f"+3461100001{i}", "text": "hola"}
+            assert (await d.call("POST", "/v1/messages", body))[0] == 202
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm"))
+        [raised] = alarms_of(receiver, "modem.alarm")
+        assert (raised["alarm"], raised["detail"]) == ("send_errors", "error rate 100%")
+        sim.set_fault(cms_error_rate=0.0)
+        for i in range(2):
+            body = {"to": f"+3461100002{i}", "text": "otra vez"}
+            assert (await d.call("POST", "/v1/messages", body))[0] == 202
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
+        assert alarms_of(receiver, "modem.alarm_cleared")[0]["alarm"] == "send_errors"
