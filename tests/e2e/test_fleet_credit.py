@@ -27,7 +27,7 @@ async def net() -> AsyncIterator[SimNetwork]:
     await network.close()
 
 
-async def test_balance_below_floor_pauses_the_sim_and_raises_credit_low(
+async def test_balance_below_floor_pauses_the_sim_until_a_top_up(
     net: SimNetwork, tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.fail_first = 0
@@ -36,7 +36,7 @@ async def test_balance_below_floor_pauses_the_sim_and_raises_credit_low(
     config = hook_config(tmp_path, [sim.url], receiver.url)
     config.write_text(
         config.read_text()
-        + "[alarms]\ncheck_seconds = 0.1\n"
+        + "[alarms]\ncheck_seconds = 0.1\nclear_after_seconds = 0.3\n"
         + f'[[sims]]\niccid = "{sim.iccid}"\n'
         + '[sims.credit]\nussd = "*111#"\nfloor = 1.0\nevery_sends = 2\n'
     )
@@ -73,3 +73,13 @@ async def test_balance_below_floor_pauses_the_sim_and_raises_credit_low(
         assert 4 <= sent < 6
         statuses = [(await d.call("GET", f"/v1/messages/{i}"))[1]["status"] for i in ids]
         assert statuses.count("queued") == 6 - sent
+
+        # A top-up: the next balance read resumes the SIM and clears the alarm.
+        sim.balance = 5.0
+        sim.set_fault(latency=(0, 0))
+        topped = await api.call("POST", "/v1/modems/m1/ussd", {"code": "*111#"})
+        assert (topped.body["balance"], topped.body["below_floor"]) == (5.0, False)
+        await d.wait_for("/v1/modems", lambda b: not b["modems"][0]["paused"])
+        await receiver.wait(lambda: receiver.of("modem.alarm_cleared"))
+        for i in ids:
+            await d.wait_for(f"/v1/messages/{i}", lambda b: b["status"] in ("sent", "delivered"))
