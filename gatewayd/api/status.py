@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import web
 
 from gatewayd import __version__
+from gatewayd.api.fleet import FLEET
 from gatewayd.api.keys import CLOCK, GATEWAY, STATE
 from gatewayd.api.middleware import token_ok
 from gatewayd.api.sessions import Sessions
@@ -307,6 +308,8 @@ async def index(request: web.Request) -> web.Response:
     if not _logged_in(request):
         return _redirect("/login")
     context = await page_context(request.app[GATEWAY], request.app[METRICS])
+    fleet = request.app.get(FLEET)  # health alarms, one line each (gatewayd.fleet)
+    context["alarms"] = fleet.active_alarms() if fleet is not None else []
     return _render("status.html", **context)
 
 

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from drivers.clock import SystemClock
-from drivers.sim import SimModem, SimNetwork
+from drivers.sim import RegStat, SimModem, SimNetwork
 from gatewayd.config import load_config
 from gatewayd.core.observe import InboundReceived
 from gatewayd.daemon import Daemon
@@ -51,6 +51,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         'database = "gw.db"\nnode_name = "shop-gw-1"\n'
         '[api]\nlisten = "127.0.0.1:0"\ntoken_files = ["token"]\n'
         f'[[modems]]\nname = "modem-1"\nport = "{sim.url}"\n'
+        "[alarms]\ncheck_seconds = 0.1\nraise_after_seconds = 0\n"
     )
     daemon = Daemon(load_config(config), clock=SystemClock(), notifier=Notifier(None))
     try:
@@ -150,3 +151,20 @@ async def test_open_a_conversation_reply_and_opt_out(site: Site, tmp_path: Path)
         site.url + "/v1/messages", json={"to": CUSTOMER, "text": "promo"}
     ) as r:
         assert r.status == 409  # the opt-out from the page holds for the API
+
+
+async def test_a_raised_alarm_is_a_line_on_the_status_page(site: Site) -> None:
+    site.sim.set_registration(RegStat.SEARCHING)
+    api = ApiClient(site.http, site.url, TOKEN)
+    async with asyncio.timeout(10):
+        while not (await api.call("GET", "/v1/alarms")).body["alarms"]:
+            await site.sim.wait_event("urc", contains="+CREG")
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as browser,
+        browser.post(site.url + "/login", data={"token": TOKEN}) as r,
+    ):
+        assert r.status == 200
+        page = await r.text()
+    assert 'data-alarm="not_registered"' in page
+    assert "modem-1: not registered (searching)" in page
