@@ -130,6 +130,8 @@ class SimModem:
             self.pty = PtyEndpoint(self.engine.feed, link_path)
         if transport in ("tcp", "both"):
             self.tcp = TcpEndpoint(self.engine.feed, port=tcp_port)
+        # A multi-port stick's other interfaces (diagnostics, NMEA): ptys that never answer.
+        self.silent_ports: list[PtyEndpoint] = []
 
     # -- identity and addresses -------------------------------------------------------
 
@@ -193,6 +195,13 @@ class SimModem:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def add_silent_port(self, link_path: str) -> str:
+        """Another interface of this stick that does not speak AT; returns its path."""
+        endpoint = PtyEndpoint(lambda _data: None, link_path)
+        await endpoint.open()
+        self.silent_ports.append(endpoint)
+        return endpoint.url
+
     async def close(self) -> None:
         """Stop answering and remove the ports."""
         await self.engine.stop()
@@ -202,18 +211,18 @@ class SimModem:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for endpoint in self.endpoints:
+        for endpoint in [*self.endpoints, *self.silent_ports]:
             endpoint.close()
 
     def disconnect(self) -> None:
         """Fault: the port disappears (pty closed and its path gone, TCP reset)."""
-        for endpoint in self.endpoints:
+        for endpoint in [*self.endpoints, *self.silent_ports]:
             endpoint.close()
         self.record("disconnect", "")
 
     async def reconnect(self, *, reboot: bool = False) -> None:
         """The port comes back (a pty gets a new /dev/pts/N; the symlink follows it)."""
-        for endpoint in self.endpoints:
+        for endpoint in [*self.endpoints, *self.silent_ports]:
             await endpoint.open()
         self.record("reconnect", self.url)
         if reboot:

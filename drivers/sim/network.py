@@ -91,8 +91,13 @@ class SimNetwork:
         imei: str | None = None,
         imsi: str | None = None,
         modem_id: str | None = None,
+        silent_ports: Sequence[str] = (),
     ) -> SimModem:
-        """Create a modem, open its port(s) and start it answering AT commands."""
+        """Create a modem, open its port(s) and start it answering AT commands.
+
+        ``silent_ports`` are symlink paths of the stick's other interfaces: ptys that never
+        answer AT (a multi-port stick), plugged and pulled with the AT port.
+        """
         n = len(self.modems) + 1
         modem_id = modem_id or f"modem-{n}"
         if any(m.id == modem_id for m in self.modems):
@@ -124,6 +129,8 @@ class SimNetwork:
             sent_log=self.sent_log,
         )
         await modem.start()
+        for path in silent_ports:
+            await modem.add_silent_port(path)
         self.modems.append(modem)
         self._by_number[number_key(msisdn)] = modem
         log.info("sim.modem.added", modem=modem_id, profile=profile, url=modem.url)
