@@ -162,6 +162,8 @@ class Discovery:
             state = PortState.NOT_AT if silent >= SILENT_PROBES else PortState.FAILED
             if state is PortState.NOT_AT:
                 log.info("discovery.port_skipped", port=path, reason=exc.reason)
+            elif path not in self._ports:  # once per appearance, not at every rescan
+                log.warning("discovery.probe_failed", port=path, reason=exc.reason)
             self._ports[path] = PortStatus(path, state, exc.reason)
             return
         self._silent.pop(path, None)
