@@ -38,7 +38,7 @@ import asyncpg
 import structlog
 
 from gatewayd.store import events
-from gatewayd.store import postgres_rows as rows_
+from gatewayd.store import rows as rows_
 from gatewayd.store.errors import (
     ClaimLost,
     IdempotencyKeyReused,

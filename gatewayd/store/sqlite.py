@@ -28,6 +28,7 @@ import aiosqlite
 import structlog
 
 from gatewayd.store import events
+from gatewayd.store import rows as rows_
 from gatewayd.store.conn_thread import run_on_connection_thread
 from gatewayd.store.errors import IdempotencyKeyReused, RecipientOptedOut, WrongState
 from gatewayd.store.ids import new_id
@@ -52,7 +53,6 @@ from gatewayd.store.records import (
     Page,
     PartRecord,
     PartStatus,
-    Priority,
     ReportIn,
     ReportMatch,
     RouteQuery,
@@ -381,7 +381,7 @@ class SqliteStore:
         out = []
         for row in rows:
             parts = await self._load_parts(self._r, row["id"])
-            out.append(_message(row, parts))
+            out.append(rows_.message(row, parts))
         return out
 
     async def _load_message(
@@ -400,19 +400,19 @@ class SqliteStore:
         hist: tuple[HistoryRecord, ...] = ()
         if history:
             hist = tuple(
-                HistoryRecord(from_db(h["at"]), h["status"], h["part_seq"], h["detail"])
+                rows_.history(h)
                 for h in await db.execute_fetchall(
                     "SELECT * FROM history WHERE message_id = ? ORDER BY seq", (message_id,)
                 )
             )
-        return _message(row, part_rows, hist)
+        return rows_.message(row, part_rows, hist)
 
     @staticmethod
     async def _load_parts(db: aiosqlite.Connection, message_id: str) -> tuple[PartRecord, ...]:
         rows = await db.execute_fetchall(
             "SELECT * FROM parts WHERE message_id = ? ORDER BY seq", (message_id,)
         )
-        return tuple(_part(p) for p in rows)
+        return tuple(rows_.part(p) for p in rows)
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -436,7 +436,7 @@ class SqliteStore:
             {**params, "claiming": json.dumps(sorted(self._claiming))},
         )
         if row is not None:
-            return NextWork(_message(row, ()), None)
+            return NextWork(rows_.message(row, ()), None)
         row = await self._one(f"SELECT MIN(due) AS due FROM ({_CANDIDATES})", params)
         wake = opt_from_db(row["due"]) if row is not None else None
         return NextWork(None, wake)
@@ -997,7 +997,7 @@ class SqliteStore:
             rec_row = await self._tx_one(tx, "SELECT * FROM optouts WHERE number = ?", (number,))
             if rec_row is None:  # pragma: no cover - written above
                 raise WrongState(number, "missing")
-            record = _optout(rec_row)
+            record = rows_.optout(rec_row)
             cancelled = await self._tx_all(
                 tx,
                 "SELECT id FROM messages WHERE recipient = ? AND status = 'queued'"
@@ -1018,7 +1018,7 @@ class SqliteStore:
             if row is None:
                 return False
             await tx.db.execute("DELETE FROM optouts WHERE number = ?", (number,))
-            await self._event(tx, "optout.removed", optout_data(_optout(row)), now)
+            await self._event(tx, "optout.removed", optout_data(rows_.optout(row)), now)
         return True
 
     async def optouts(self) -> dict[str, OptOutScope]:
@@ -1032,7 +1032,7 @@ class SqliteStore:
             "SELECT * FROM optouts WHERE seq < ? ORDER BY seq DESC LIMIT ?",
             (before_seq if before_seq is not None else 2**62, limit),
         )
-        return [_optout(r) for r in rows]
+        return [rows_.optout(r) for r in rows]
 
     # -- inbound -----------------------------------------------------------------------
 
@@ -1174,20 +1174,7 @@ class SqliteStore:
             row = await cur.fetchone()
         if row is None:
             raise WrongState(inbound_id, "missing")
-        return InboundRecord(
-            seq=row["seq"],
-            id=row["id"],
-            identity=row["identity"],
-            modem=row["modem"],
-            sender=row["sender"],
-            text=row["text"],
-            status=InboundStatus(row["status"]),
-            parts_received=row["n"],
-            parts_total=row["concat_total"],
-            first_received_at=from_db(row["first_received_at"]),
-            completed_at=opt_from_db(row["completed_at"]),
-            processed=bool(row["processed"]),
-        )
+        return rows_.inbound(row)
 
     # -- webhook outbox ----------------------------------------------------------------
 
@@ -1202,10 +1189,7 @@ class SqliteStore:
                 " LIMIT ?) RETURNING id, url, event, payload, attempts",
                 (to_db(lease), to_db(now), limit),
             )
-        return [
-            WebhookDelivery(r["id"], r["url"], r["event"], r["payload"], r["attempts"])
-            for r in rows
-        ]
+        return [rows_.delivery(r) for r in rows]
 
     async def webhook_delivered(self, id: str, now: datetime) -> None:
         """The receiver answered 2xx."""
@@ -1243,19 +1227,7 @@ class SqliteStore:
             " ORDER BY seq DESC LIMIT ?",
             (parse_cursor(cursor), limit),
         )
-        items = [
-            WebhookFailure(
-                r["seq"],
-                r["id"],
-                r["url"],
-                r["event"],
-                r["payload"],
-                r["attempts"],
-                r["last_error"],
-                from_db(r["created_at"]),
-            )
-            for r in rows
-        ]
+        items = [rows_.failure(r) for r in rows]
         return Page.of(items, limit)
 
     async def record_event(self, event: str, data: dict[str, Any], now: datetime) -> None:
@@ -1268,10 +1240,7 @@ class SqliteStore:
         rows = await self._all(
             "SELECT * FROM webhook_outbox WHERE status = 'pending' ORDER BY seq", ()
         )
-        return [
-            WebhookDelivery(r["id"], r["url"], r["event"], r["payload"], r["attempts"])
-            for r in rows
-        ]
+        return [rows_.delivery(r) for r in rows]
 
     async def unmatched_reports(self) -> int:
         """How many reports matched no part."""
@@ -1388,48 +1357,11 @@ def _load_message_sync(conn: sqlite3.Connection, message_id: str) -> MessageReco
     parts = conn.execute(
         "SELECT * FROM parts WHERE message_id = ? ORDER BY seq", (message_id,)
     ).fetchall()
-    return _message(row, (_part(p) for p in parts))
+    return rows_.message(row, (rows_.part(p) for p in parts))
 
 
 def _first(rows: Iterable[sqlite3.Row]) -> sqlite3.Row | None:
     return next(iter(rows), None)
-
-
-def _message(
-    row: sqlite3.Row, parts: Iterable[PartRecord], history: tuple[HistoryRecord, ...] = ()
-) -> MessageRecord:
-    return MessageRecord(
-        seq=row["seq"],
-        id=row["id"],
-        recipient=row["recipient"],
-        text=row["text"],
-        category=Category(row["category"]),
-        priority=Priority.from_rank(row["priority"]),
-        status=MessageStatus(row["status"]),
-        encoding=row["encoding"],
-        segments=row["segments"],
-        replaced_chars=tuple((a, b) for a, b in json.loads(row["replaced_chars"])),
-        send_at=from_db(row["send_at"]),
-        expires_at=opt_from_db(row["expires_at"]),
-        modem=row["modem"],
-        pool=row["pool"],
-        metadata=None if row["metadata"] is None else json.loads(row["metadata"]),
-        callback_url=row["callback_url"],
-        force_ucs2=bool(row["force_ucs2"]),
-        smart=bool(row["smart"]),
-        optout_exempt=bool(row["optout_exempt"]),
-        created_at=from_db(row["created_at"]),
-        updated_at=from_db(row["updated_at"]),
-        next_attempt_at=from_db(row["next_attempt_at"]),
-        attempts=row["attempts"],
-        identity=row["identity"],
-        bound_until=opt_from_db(row["bound_until"]),
-        error_code=row["error_code"],
-        error_text=row["error_text"],
-        stray_part_possible=bool(row["stray_part_possible"]),
-        parts=tuple(parts),
-        history=history,
-    )
 
 
 def _new_record(item: NewMessage, seq: int) -> MessageRecord:
@@ -1479,33 +1411,6 @@ def _new_record(item: NewMessage, seq: int) -> MessageRecord:
             )
             for p in item.parts
         ),
-    )
-
-
-def _part(row: sqlite3.Row) -> PartRecord:
-    return PartRecord(
-        seq=row["seq"],
-        pdu=row["pdu"],
-        tpdu_length=row["tpdu_length"],
-        status=PartStatus(row["status"]),
-        identity=row["identity"],
-        mr=row["mr"],
-        attempts=row["attempts"],
-        error_code=row["error_code"],
-        error_text=row["error_text"],
-        sent_at=opt_from_db(row["sent_at"]),
-        delivered_at=opt_from_db(row["delivered_at"]),
-        report_status=row["report_status"],
-    )
-
-
-def _optout(row: sqlite3.Row) -> OptOutRecord:
-    return OptOutRecord(
-        seq=row["seq"],
-        number=row["number"],
-        scope=OptOutScope(row["scope"]),
-        source=row["source"],
-        created_at=from_db(row["created_at"]),
     )
 
 

@@ -1,4 +1,8 @@
-"""asyncpg rows of the PostgreSQL store as the store's records (the same values as SQLite)."""
+"""Database rows as the store's records: one set of converters for SQLite and PostgreSQL.
+
+Both stores keep the same columns with the same meaning (times as UTC text), so an
+``sqlite3.Row`` and an ``asyncpg.Record`` convert alike.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from gatewayd.store.timefmt import from_db, opt_from_db
 
 
 class Row(Protocol):
-    """What the converters read from a row (an ``asyncpg.Record``)."""
+    """What the converters read from a row (``sqlite3.Row`` or ``asyncpg.Record``)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
 
