@@ -123,6 +123,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._stopped = False
         self._reloading: asyncio.Task[None] | None = None
+        self._pins: dict[str, str] = {}  # ICCID -> PIN as last read (start, SIGHUP)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -136,6 +137,7 @@ class Daemon:
         """Open everything in order; on a failure close what was opened and re-raise."""
         config = self.config
         secrets = await asyncio.to_thread(Secrets.read, config)
+        self._pins = secrets.pins
         try:
             self.store = await open_store(config.database, node=config.node_name)
             self.modems = [self._make_modem(m, secrets.pins) for m in config.modems]
@@ -155,7 +157,7 @@ class Daemon:
             if config.discovery.enabled:
 
                 def discovered(m: ModemConfig) -> Modem:
-                    modem = self._make_modem(m, secrets.pins)
+                    modem = self._make_modem(m, self._pins)
                     calls.attach(modem)
                     warmup.attach(modem)
                     return modem
@@ -448,6 +450,9 @@ class Daemon:
         if applied.logging != old.logging:
             configure_logging(applied.logging)
             changed.append("logging")
+        if secrets.pins != self._pins:
+            self._apply_pins(secrets.pins)
+            changed.append("pins")
         self.config = applied
         log.info("config.reloaded", changed=changed or ["nothing"])
         if needs_restart:
@@ -457,6 +462,18 @@ class Daemon:
                 reason="these take effect only after a restart; the running values stay",
             )
         self.notifier.ready()
+
+    def _apply_pins(self, pins: dict[str, str]) -> None:
+        # A modem FAILED for its SIM's PIN gets one new attempt when its PIN changed: the
+        # admin's edit is the human action a PIN failure waits for (DESIGN: Identity).
+        self._pins = pins
+        modems = list(self.modems)
+        if self.discovery is not None:
+            self.discovery.set_pins(pins)
+            modems += self.discovery.modems
+        for modem in modems:
+            if modem.apply_pins(pins):
+                log.info("config.pin_retry", modem=modem.name)
 
 
 def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:

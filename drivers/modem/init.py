@@ -185,7 +185,9 @@ class Initialiser:
         if state == "READY":
             return
         if "PUK" in state:
-            raise PinRejected("SIM PUK required", await self._tries_left(profile))
+            raise PinRejected(
+                "SIM PUK required", await self._tries_left(profile), iccid=iccid, wants_puk=True
+            )
         if state != "SIM PIN":
             raise NeedsHuman(f"SIM wants {state or 'an unknown code'}")
         pin = self._pins.get(iccid or "", self._pin)
@@ -193,6 +195,7 @@ class Initialiser:
             raise PinRejected(
                 f"SIM PIN required and none configured for ICCID {iccid or 'unreadable'}",
                 await self._tries_left(profile),
+                iccid=iccid,
             )
         try:
             await self._ch.command(f'AT+CPIN="{pin}"')
@@ -200,7 +203,7 @@ class Initialiser:
             # Never retried: three wrong PINs lock the SIM (DESIGN.md, Decisions: Identity).
             tries = await self._tries_left(profile)
             self._log.error("modem.pin_rejected", iccid=iccid, code=exc.code, tries_left=tries)
-            raise PinRejected(f"PIN rejected ({exc.meaning})", tries) from exc
+            raise PinRejected(f"PIN rejected ({exc.meaning})", tries, iccid=iccid) from exc
         self._log.info("modem.pin_accepted", iccid=iccid)
         waited = 0.0
         while (state := await self._sim_state()) != "READY":

@@ -35,6 +35,7 @@ from drivers.modem.types import (
     ModemNotReady,
     ModemState,
     NeedsHuman,
+    PinRejected,
     SendAborted,
     SendOutcomeUnknown,
 )
@@ -92,6 +93,8 @@ class Modem:
         self._pin = pin
         # ICCID -> PIN, looked up with the ICCID read before any PIN is tried.
         self._pins = dict(pins or {})
+        # The SIM and PIN of the last PIN failure (None: no PIN was configured for it).
+        self._pin_failure: tuple[str | None, str | None] | None = None
         self._clock = clock
         self.health_interval = health_interval
         self.sweep_interval = sweep_interval
@@ -153,6 +156,27 @@ class Modem:
             asyncio.create_task(self._supervise(), name=f"modem-{self.name}"),
             asyncio.create_task(self._work_inbound(), name=f"modem-{self.name}-inbound"),
         ]
+
+    def apply_pins(self, pins: Mapping[str, str]) -> bool:
+        """Take a new ICCID -> PIN map (a config reload); True if it started one new attempt.
+
+        A modem FAILED for its SIM's PIN (none configured, or rejected) is re-initialised once
+        when the map gives that SIM a PIN different from the one that failed: an admin changed
+        the config. The same PIN is never tried again (three wrong PINs lock the SIM).
+        """
+        self._pins = dict(pins)
+        failure = self._pin_failure
+        if failure is None or self.state is not ModemState.FAILED or not self._tasks:
+            return False
+        iccid, tried = failure
+        pin = self._pins.get(iccid or "", self._pin)
+        if pin is None or pin == tried:
+            return False
+        self._pin_failure = None
+        self._log.info("modem.pin_changed", iccid=iccid, action="one new attempt")
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(self._supervise(), name=f"modem-{self.name}"))
+        return True
 
     async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109 (public contract)
         """Wait until READY or DEGRADED; ModemNotReady at once if FAILED; TimeoutError."""
@@ -325,6 +349,11 @@ class Modem:
             await self._serve(channel)
         except NeedsHuman as exc:
             self._log.error("modem.needs_human", reason=exc.reason)
+            if isinstance(exc, PinRejected):
+                if exc.iccid:  # the SIM to add a PIN for, shown with the alarm
+                    self.info = dataclasses.replace(self.info, iccid=exc.iccid)
+                if not exc.wants_puk:
+                    self._pin_failure = (exc.iccid, self._pins.get(exc.iccid or "", self._pin))
             self._set_state(ModemState.FAILED, exc.reason)
             await self._close_channel()
             return exc.reason

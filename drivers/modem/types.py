@@ -85,6 +85,15 @@ class NeedsHuman(Exception):
 class PinRejected(NeedsHuman):
     """The SIM refused the PIN (or wants a PUK); never retried by the driver."""
 
-    def __init__(self, reason: str, tries_left: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        tries_left: int | None = None,
+        *,
+        iccid: str | None = None,
+        wants_puk: bool = False,
+    ) -> None:
         super().__init__(reason if tries_left is None else f"{reason} ({tries_left} tries left)")
         self.tries_left = tries_left
+        self.iccid = iccid  # the SIM whose PIN was missing or wrong (None: unreadable)
+        self.wants_puk = wants_puk  # a new PIN cannot help: only a PUK can

@@ -92,6 +92,10 @@ class Discovery:
         """The modems attached by discovery now."""
         return tuple(self._modems.values())
 
+    def set_pins(self, pins: Mapping[str, str]) -> None:
+        """The ICCID -> PIN map for sticks attached from now on (a config reload)."""
+        self._pins = dict(pins)
+
     def ports(self) -> list[PortStatus]:
         """Every port seen and what became of it, by path."""
         return [self._ports[p] for p in sorted(self._ports)]

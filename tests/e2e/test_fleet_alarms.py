@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -100,6 +102,61 @@ async def test_pin_needed_is_raised_for_a_sim_without_its_pin(
         # The PIN was never guessed (DESIGN: three wrong PINs lock the SIM).
         assert not [e for e in sim.events if e.kind == "command" and "CPIN=" in e.detail]
         await d.wait_for("/v1/alarms", lambda b: b["alarms"][0]["alarm"] == "pin_needed")
+
+
+async def test_pin_needed_clears_when_an_admin_adds_the_pin_and_reloads(
+    net: SimNetwork, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.fail_first = 0
+    sim = await net.add_modem("simcom", pin="1234", latency=(0, 0))
+    config = hook_config(tmp_path, [sim.url], receiver.url)
+    text = config.read_text() + FAST_ALARMS
+    config.write_text(text)
+    pin_file = tmp_path / "sim-pin"
+    with_pin = text + f'[[sims]]\niccid = "{sim.iccid}"\npin_file = "sim-pin"\n'
+
+    def pin_attempts() -> int:
+        return len([e for e in sim.events if e.kind == "command" and "CPIN=" in e.detail])
+
+    async def reload(times: int) -> None:
+        d.proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(10):
+            while sum('"config.reloaded"' in line for line in d.lines) < times:
+                d.new_line.clear()
+                await d.new_line.wait()
+
+    async with running_daemon(config) as d:
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm"))
+        assert alarms_of(receiver, "modem.alarm")[0]["sim"] == sim.iccid  # whose PIN to add
+        status, queued = await d.call(
+            "POST", "/v1/messages", {"to": "+34611000001", "text": "hola"}
+        )
+        assert status == 202  # queued while the SIM waits for its PIN
+
+        # A wrong PIN is tried once, and not again while the config keeps it.
+        pin_file.write_text("9999\n")
+        config.write_text(with_pin)
+        await reload(1)
+        await d.wait_line('"modem.pin_rejected"')
+        await d.wait_for("/v1/modems", lambda b: "PIN rejected" in b["modems"][0]["state_reason"])
+        assert pin_attempts() == 1
+        await reload(2)
+        assert pin_attempts() == 1
+        assert alarms_of(receiver, "modem.alarm_cleared") == []
+
+        # The right PIN: one new attempt, the modem serves, the alarm clears, work goes out.
+        pin_file.write_text("1234\n")
+        await reload(3)
+        await receiver.wait(lambda: alarms_of(receiver, "modem.alarm_cleared"))
+        [cleared] = alarms_of(receiver, "modem.alarm_cleared")
+        assert cleared["alarm"] == "pin_needed"
+        assert cleared["sim"] == sim.iccid
+        assert pin_attempts() == 2
+        await d.wait_for("/v1/alarms", lambda b: b["alarms"] == [])
+        await d.wait_for(
+            f"/v1/messages/{queued['id']}", lambda b: b["status"] in ("sent", "delivered")
+        )
+        assert [r.text for r in net.sent] == ["hola"]
 
 
 async def test_sim_fault_and_no_reports_raise_and_clear(
