@@ -99,6 +99,8 @@ class DispatchContext(Protocol):
 
     def limiter(self, identity: str, limits: Limits) -> Limiter: ...
 
+    async def reload_limiter(self, identity: str, limits: Limits) -> Limiter: ...
+
     def may_send(self, msg: MessageRecord) -> bool: ...
 
     def ready_identities(self, pool: str | None = None) -> frozenset[str]: ...
@@ -235,6 +237,9 @@ class ModemWorker:
         work = await self._ctx.store.next_work(
             route, now, sticky=self._ctx.config.sending.sticky_recipients
         )
+        if work.took_sim:
+            # Another node may have sent on this SIM since this node loaded its log.
+            limiter = await self._ctx.reload_limiter(identity, self.config.limits)
         if work.message is None:
             await self._wait(work.wake_at)
             return

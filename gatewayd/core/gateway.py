@@ -127,6 +127,15 @@ class Gateway:
             lim.reconfigure(limits)
         return lim
 
+    async def reload_limiter(self, identity: str, limits: Limits) -> Limiter:
+        """Read one SIM's send log again from the store (it was another node's until now)."""
+        now = self.clock.now()
+        log_ = await self.store.send_log(now - timedelta(seconds=DAY), identity)
+        lim = Limiter(limits, log_.get(identity, []), now=now)
+        self._send_log.pop(identity, None)
+        self._limiters[identity] = lim
+        return lim
+
     def may_send(self, msg: MessageRecord) -> bool:
         """The opt-out check before each part and at the ``> `` prompt (in memory)."""
         if msg.optout_exempt:

@@ -189,8 +189,13 @@ class Store(Protocol):
         """
         ...
 
-    async def send_log(self, since: datetime) -> dict[str, list[datetime]]:
-        """Every counted part per SIM identity since ``since``, oldest first."""
+    async def send_log(
+        self, since: datetime, identity: str | None = None
+    ) -> dict[str, list[datetime]]:
+        """Every counted part per SIM identity since ``since``, oldest first.
+
+        ``identity``: that SIM's parts only (a SIM this node takes over from another).
+        """
         ...
 
     async def prune_send_log(self, before: datetime) -> None:

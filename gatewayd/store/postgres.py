@@ -123,7 +123,7 @@ ON CONFLICT (identity) DO UPDATE SET node = EXCLUDED.node, heartbeat = EXCLUDED.
                  ELSE EXCLUDED.epoch END
 WHERE sim_owners.node = EXCLUDED.node
    OR sim_owners.heartbeat < clock_timestamp() - make_interval(secs => $3)
-RETURNING node
+RETURNING node, epoch
 """
 
 _Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -201,6 +201,8 @@ class PostgresStore:
         self._claims: dict[str, int] = {}
         # SIMs this node owns, with the monotonic time their ownership was last renewed.
         self._sims: dict[str, float] = {}
+        # The ownership epoch of each SIM as this node last held it (a new one: taken anew).
+        self._sim_epochs: dict[str, int] = {}
         self._refused_sims: set[str] = set()
         self._last_takeover = 0.0
         # The unknown-outcome rule, as recover() was told (take-overs apply it too).
@@ -630,7 +632,8 @@ class PostgresStore:
         if time.monotonic() - self._last_takeover >= self.poll_seconds:
             self._last_takeover = time.monotonic()
             await self._take_over_expired(now)
-        if not await self._own_sim(route.identity):
+        owned = await self._own_sim(route.identity)
+        if owned is None:
             return NextWork(None, poll)
         params = (
             route.identity,
@@ -650,19 +653,23 @@ class PostgresStore:
                 *params,
             )
             if row is not None:
-                return NextWork(rows_.message(row, ()), None)
+                return NextWork(rows_.message(row, ()), None, took_sim=owned)
             due = await conn.fetchval(f"SELECT MIN(due) FROM ({_CANDIDATES}) c", *params)
         wake = poll if due is None else min(poll, from_db(due))
-        return NextWork(None, wake)
+        return NextWork(None, wake, took_sim=owned)
 
-    async def _own_sim(self, identity: str) -> bool:
-        """Take or renew this node's ownership of ``identity``; ``False``: another node's."""
+    async def _own_sim(self, identity: str) -> bool | None:
+        """Take or renew this node's ownership of ``identity``.
+
+        ``None``: another node's. ``True``: taken just now (a new ownership epoch: the SIM
+        was free or another node's since this node last held it). ``False``: renewed.
+        """
         renewed = self._sims.get(identity)
         if renewed is not None and time.monotonic() - renewed < self.lease_seconds / 3:
-            return True
+            return False
         async with self._p.acquire() as conn:
-            owner = await conn.fetchval(_OWN_SIM, identity, self.node, self.lease_seconds)
-            if owner is None:
+            row = await conn.fetchrow(_OWN_SIM, identity, self.node, self.lease_seconds)
+            if row is None:
                 self._sims.pop(identity, None)
                 if identity not in self._refused_sims:
                     self._refused_sims.add(identity)
@@ -670,10 +677,13 @@ class PostgresStore:
                         "SELECT node FROM sim_owners WHERE identity = $1", identity
                     )
                     log.error("sim.owned_elsewhere", alarm=True, sim=identity, node=other)
-                return False
+                return None
         self._refused_sims.discard(identity)
         self._sims[identity] = time.monotonic()
-        return True
+        epoch: int = row["epoch"]
+        taken = self._sim_epochs.get(identity) != epoch
+        self._sim_epochs[identity] = epoch
+        return taken
 
     async def claim(self, message_id: str, identity: str, now: datetime) -> MessageRecord | None:
         """Take a queued message for this node (epoch, lease); ``None`` if someone was first.
@@ -681,7 +691,7 @@ class PostgresStore:
         A message whose recipient opted out meanwhile (on any node) is cancelled instead;
         nothing is claimed for a SIM another live node owns.
         """
-        if not await self._own_sim(identity):
+        if await self._own_sim(identity) is None:
             return None
         async with self._tx() as tx:
             head = await tx.db.fetchrow(
@@ -1166,11 +1176,19 @@ class PostgresStore:
 
     # -- limits ------------------------------------------------------------------------
 
-    async def send_log(self, since: datetime) -> dict[str, list[datetime]]:
-        """Every counted part per SIM identity since ``since``, oldest first."""
+    async def send_log(
+        self, since: datetime, identity: str | None = None
+    ) -> dict[str, list[datetime]]:
+        """Every counted part per SIM identity since ``since``, oldest first.
+
+        ``identity``: that SIM's parts only (a SIM this node takes over from another).
+        """
         async with self._p.acquire() as conn:
             found = await conn.fetch(
-                "SELECT identity, at FROM send_log WHERE at >= $1 ORDER BY at, id", to_db(since)
+                "SELECT identity, at FROM send_log WHERE at >= $1"
+                " AND ($2::text IS NULL OR identity = $2) ORDER BY at, id",
+                to_db(since),
+                identity,
             )
         out: dict[str, list[datetime]] = {}
         for row in found:

@@ -236,10 +236,16 @@ class RouteQuery:
 
 @dataclass(frozen=True)
 class NextWork:
-    """What a worker should do next: ``message`` is due now, else sleep until ``wake_at``."""
+    """What a worker should do next: ``message`` is due now, else sleep until ``wake_at``.
+
+    ``took_sim``: this call made the SIM this node's (PostgreSQL: it was free or another
+    node's until now), so the SIM's send log must be read again before sending (another
+    node may have sent on it since this node loaded the log).
+    """
 
     message: MessageRecord | None
     wake_at: datetime | None
+    took_sim: bool = False
 
 
 @dataclass(frozen=True)

@@ -831,10 +831,17 @@ class SqliteStore:
 
     # -- limits ------------------------------------------------------------------------
 
-    async def send_log(self, since: datetime) -> dict[str, list[datetime]]:
-        """Every counted part per SIM identity since ``since``, oldest first."""
+    async def send_log(
+        self, since: datetime, identity: str | None = None
+    ) -> dict[str, list[datetime]]:
+        """Every counted part per SIM identity since ``since``, oldest first.
+
+        ``identity``: that SIM's parts only (a SIM this node takes over from another).
+        """
         rows = await self._all(
-            "SELECT identity, at FROM send_log WHERE at >= ? ORDER BY at", (to_db(since),)
+            "SELECT identity, at FROM send_log WHERE at >= ? AND (? IS NULL OR identity = ?)"
+            " ORDER BY at",
+            (to_db(since), identity, identity),
         )
         out: dict[str, list[datetime]] = {}
         for row in rows:

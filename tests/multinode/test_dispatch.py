@@ -16,7 +16,9 @@ import pytest
 
 from drivers.clock import ManualClock
 from drivers.modem import Modem
+from drivers.pdu import encode_status_report
 from drivers.sim import SimNetwork
+from drivers.sim.storage import PduKind
 from gatewayd.config.model import Limits
 from gatewayd.core import Gateway, MessageStatus, SubmitRequest
 from gatewayd.store.postgres import PostgresStore
@@ -152,6 +154,53 @@ async def test_a_sim_found_on_two_nodes_is_driven_by_one(
         await other.gateway.submit(SubmitRequest(to="+34612000099", text="y"))
         await until(clock, lambda: len(twins[1 - owner].sent) >= 1)
         assert len(twins[owner].sent) == 6
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_sim_moved_mid_minute_keeps_its_limit_and_its_reports(
+    tmp_path: Path, dsn: str, clock: ManualClock, net: SimNetwork
+) -> None:
+    # One SIM (one ICCID) moves from node A's modem to node B's within a minute. B started
+    # before A sent, so only a reload of the SIM's log when B takes the SIM keeps the limit.
+    iccid = "8934071000000000025"
+    here, there = [await net.add_modem("simcom", transport="pty", iccid=iccid) for _ in range(2)]
+    limits = Limits(max_per_minute=3, max_per_hour=None, max_per_day=None)
+    a = await start_node(tmp_path, dsn, clock, "a", [here.url], limits)
+    # A's worker has looked at the queue once: the SIM is A's before B starts.
+    await asyncio.wait_for(a.gateway.workers[0].idle.wait(), 5)
+    b = await start_node(tmp_path, dsn, clock, "b", [there.url], limits)
+    nodes = [a, b]
+    try:
+        # The last of A's sends gets its report only after the move (on B's modem).
+        net.add_handset("+34613000002", reports=False)
+        ids = [
+            (await a.gateway.submit(SubmitRequest(to=f"+3461300000{n}", text=f"m{n}"))).id
+            for n in range(4)
+        ]
+        await until(clock, lambda: len(here.sent) >= 3)
+        await a.stop()  # the SIM leaves A: A hands it back
+        nodes.remove(a)
+        await until(clock, lambda: len(there.sent) >= 1)
+        first = min(r.time for r in here.sent)
+        assert len(here.sent) == 3
+        assert there.sent[0].time >= first + timedelta(seconds=60)
+        # A's last part is reported on B, matched by ICCID in the database.
+        last = max(here.sent, key=lambda r: r.time)
+        report = encode_status_report(
+            last.mr,
+            last.recipient,
+            scts=last.time,
+            discharge_time=clock.now(),
+            status=0,
+            smsc=net.smsc,
+        )
+        there.deliver(report, PduKind.STATUS_REPORT)
+        async with asyncio.timeout(20):
+            while (await b.gateway.get_message(ids[2])).status is not MessageStatus.DELIVERED:
+                await clock.advance(0.5)
+                await asyncio.sleep(0.005)
     finally:
         for node in nodes:
             await node.stop()

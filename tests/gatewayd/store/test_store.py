@@ -118,6 +118,16 @@ async def test_dispatch_order_claim_send_and_history(store: Store) -> None:
     assert (await store.send_log(T0))["S1"] == [T0, T0]
 
 
+async def test_the_send_log_of_one_sim(store: Store) -> None:
+    await store.insert_messages([message("m1"), message("m2")])
+    for mid, sim in (("m1", "S1"), ("m2", "S2")):
+        assert await store.claim(mid, sim, T0) is not None
+        await store.part_sending(mid, 1, sim, f"modem-{sim}", T0)
+    assert set(await store.send_log(T0)) == {"S1", "S2"}
+    assert await store.send_log(T0, "S2") == {"S2": [T0]}
+    assert await store.send_log(T0, "S3") == {}
+
+
 async def test_a_temporary_failure_mid_message_binds_it_to_its_sim(store: Store) -> None:
     await store.insert_messages([message("m1", parts=2)])
     assert await store.claim("m1", "S1", T0) is not None
