@@ -2,6 +2,8 @@
 
 Every event is ``{"event": type, "id": uuid, "created_at": iso, "data": {...}}``; the
 outbox keeps one row per target URL (the configured one and a message's ``callback_url``).
+An event about a message also carries ``"sequence"``: 1, 2, ... per message, counted in the
+transaction that writes the event, so a receiver can order events that arrive out of order.
 """
 
 from __future__ import annotations
@@ -25,11 +27,20 @@ class OutboxRow:
     payload: str
 
 
-def build(event: str, data: dict[str, Any], urls: list[str], now: datetime) -> list[OutboxRow]:
+def build(
+    event: str,
+    data: dict[str, Any],
+    urls: list[str],
+    now: datetime,
+    sequence: int | None = None,
+) -> list[OutboxRow]:
     """The outbox rows for ``event`` to each distinct URL (none when no URL is configured)."""
     event_id = str(uuid.uuid4())
+    head: dict[str, Any] = {"event": event, "id": event_id, "created_at": to_db(now)}
+    if sequence is not None:
+        head["sequence"] = sequence
     body = json.dumps(
-        {"event": event, "id": event_id, "created_at": to_db(now), "data": data},
+        {**head, "data": data},
         separators=(",", ":"),
         ensure_ascii=False,
     )

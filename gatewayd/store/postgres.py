@@ -422,9 +422,10 @@ class PostgresStore:
         data: dict[str, Any],
         now: datetime,
         extra_url: str | None = None,
+        sequence: int | None = None,
     ) -> None:
         urls = [u for u in (self._webhook_url, extra_url) if u]
-        rows = events.build(event, data, urls, now)
+        rows = events.build(event, data, urls, now, sequence)
         if not rows:
             return
         await tx.db.executemany(
@@ -436,8 +437,14 @@ class PostgresStore:
 
     async def _message_event(self, tx: _Tx, event: str, message_id: str, now: datetime) -> None:
         msg = await self._load_message(tx.db, message_id, parts=True)
-        if msg is not None:
-            await self._event(tx, event, message_data(msg), now, msg.callback_url)
+        if msg is None or not (self._webhook_url or msg.callback_url):
+            return
+        # Counted in this transaction (the row lock orders concurrent writers across nodes).
+        sequence: int = await tx.db.fetchval(
+            "UPDATE messages SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+            message_id,
+        )
+        await self._event(tx, event, message_data(msg), now, msg.callback_url, sequence)
 
     async def _fence(self, tx: _Tx, message_id: str) -> None:
         """Lock the message row; raise ``ClaimLost`` unless this node's claim still holds."""

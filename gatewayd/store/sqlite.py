@@ -278,9 +278,10 @@ class SqliteStore:
         data: dict[str, Any],
         now: datetime,
         extra_url: str | None = None,
+        sequence: int | None = None,
     ) -> None:
         urls = [u for u in (self._webhook_url, extra_url) if u]
-        rows = events.build(event, data, urls, now)
+        rows = events.build(event, data, urls, now, sequence)
         if not rows:
             return
         await tx.db.executemany(
@@ -292,8 +293,16 @@ class SqliteStore:
 
     async def _message_event(self, tx: _Tx, event: str, message_id: str, now: datetime) -> None:
         msg = await self._load_message(tx.db, message_id, parts=True)
-        if msg is not None:
-            await self._event(tx, event, message_data(msg), now, msg.callback_url)
+        if msg is None or not (self._webhook_url or msg.callback_url):
+            return
+        # Counted in this transaction: the order of the message's events as written.
+        row = await self._tx_one(
+            tx,
+            "UPDATE messages SET event_seq = event_seq + 1 WHERE id = ? RETURNING event_seq",
+            (message_id,),
+        )
+        sequence = None if row is None else int(row[0])
+        await self._event(tx, event, message_data(msg), now, msg.callback_url, sequence)
 
     # -- submit (group commit) ---------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from gatewayd.store import (
@@ -243,3 +244,21 @@ async def test_concatenated_inbound_is_reassembled_or_shown_incomplete(store: St
     [done] = await store.unprocessed_inbound()
     await store.mark_inbound_processed(done.id)
     assert await store.unprocessed_inbound() == []
+
+
+async def test_message_events_carry_a_sequence_per_message(store: Store) -> None:
+    await store.insert_messages([message("m1"), message("m2", B)])
+    await send_all(store, "m1", "S1", T0, first_mr=6)  # m1's part: MR 7
+    await send_all(store, "m2", "S1", T0, first_mr=7)  # m2's part: MR 8
+    report = ReportIn("S1", 7, "600000001", 0, True, True, "delivered", T0)
+    assert await store.apply_report(report, T0, since=T0 - timedelta(hours=1)) is not None
+    rows = await store.claim_webhooks(T0, 10)
+    seen = [
+        (body["data"]["id"], body["event"], body["sequence"])
+        for body in (json.loads(r.payload_json) for r in rows)
+    ]
+    assert seen == [
+        ("m1", "message.sent", 1),
+        ("m2", "message.sent", 1),
+        ("m1", "message.delivered", 2),
+    ]
