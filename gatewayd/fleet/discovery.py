@@ -1,8 +1,9 @@
 """Hot-plug: watch a directory of serial ports (``/dev/serial/by-id``), attach sticks that
 appear, detach those that vanish.
 
-One task owns the watch. The directory is rescanned every ``poll_seconds`` (no inotify
-dependency: a by-id directory holds a handful of links, and a scan is one ``scandir``). A new
+One task owns the watch. The directory is rescanned when inotify says its entries changed
+(gatewayd.fleet.dirwatch), and every ``SAFETY_POLL`` seconds in case an event was missed;
+where inotify is unavailable, or the directory does not exist yet, every ``poll_seconds``. A new
 port that matches the config is probed (gatewayd.fleet.probe); the one port of a multi-port
 stick that answers AT is attached with the settings of the SIM inside (gatewayd.fleet.binding);
 the others are remembered as "not an AT port". A port another process holds is reported once,
@@ -26,6 +27,7 @@ from drivers.modem import Modem
 from gatewayd.config.model import GatewayConfig, ModemConfig
 from gatewayd.core import Gateway
 from gatewayd.fleet.binding import modem_config
+from gatewayd.fleet.dirwatch import DirWatch
 from gatewayd.fleet.probe import PortBusy, ProbeFailed, ProbeResult, probe
 
 log = structlog.get_logger(__name__)
@@ -35,6 +37,8 @@ DETACH_DRAIN_SECONDS = 2.0
 # A stick just plugged in may need a few seconds before it answers AT: a silent port is
 # probed this many times (one per scan) before it is taken for a non-AT interface.
 SILENT_PROBES = 3
+# With inotify the directory is still rescanned this often, in case an event was missed.
+SAFETY_POLL = 60.0
 
 ModemFactory = Callable[[ModemConfig], Modem]
 
@@ -116,12 +120,36 @@ class Discovery:
         await asyncio.gather(*(self._detach(p, "stopping", drain=0.0) for p in list(self._modems)))
 
     async def _watch(self) -> None:
-        while True:
-            try:
-                await self.rescan()
-            except Exception:
-                log.exception("discovery.scan_failed")
-            await self._clock.sleep(self._config.discovery.poll_seconds)
+        watch = DirWatch(str(self._config.discovery.directory))
+        try:
+            while True:
+                watch.arm()  # before the scan: a link made during it wakes the next wait
+                try:
+                    await self.rescan()
+                except Exception:
+                    log.exception("discovery.scan_failed")
+                await self._pause(watch)
+        finally:
+            watch.close()
+
+    async def _pause(self, watch: DirWatch) -> None:
+        """Until the directory changes (inotify) or the next poll is due."""
+        poll = self._config.discovery.poll_seconds
+        # A port still being probed (a stick not answering yet) is retried at the poll rate.
+        pending = any(s.state is PortState.FAILED for s in self._ports.values())
+        if not watch.active:
+            await self._clock.sleep(poll)
+            return
+        sleeper = asyncio.create_task(
+            self._clock.sleep(poll if pending else max(poll, SAFETY_POLL))
+        )
+        changed = asyncio.create_task(watch.changed())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, changed):
+                task.cancel()
+            await asyncio.gather(sleeper, changed, return_exceptions=True)
 
     async def rescan(self) -> None:
         """Look at the directory once: attach what appeared, detach what vanished."""

@@ -128,3 +128,20 @@ async def test_stick_pulled_mid_send_hands_work_back_and_returns(
         body = await d.wait_for(f"/v1/messages/{first['id']}", lambda b: True)
         # In flight when pulled: sent or unknown (DESIGN: unknown outcomes), never failed.
         assert body["status"] in ("queued", "sending", "sent", "delivered", "unconfirmed")
+
+
+async def test_a_stick_plugged_in_is_noticed_by_inotify_not_the_poll(
+    net: SimNetwork, tmp_path: Path
+) -> None:
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    config = fleet_config(tmp_path, by_id)
+    config.write_text(config.read_text().replace("poll_seconds = 0.1", "poll_seconds = 300"))
+    async with running_daemon(config) as d:
+        await d.wait_line('"discovery.watching"')
+        await net.add_modem(
+            "huawei", iccid=ICCID, pin="4321", link_path=str(by_id / STICK), latency=(0, 0)
+        )
+        # Far sooner than the 300 s poll: the link's creation woke the scan.
+        attached = await d.wait_line('"discovery.attached"', within=10.0)
+        assert STICK in attached
