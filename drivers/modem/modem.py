@@ -95,6 +95,7 @@ class Modem:
         self._pins = dict(pins or {})
         # The SIM and PIN of the last PIN failure (None: no PIN was configured for it).
         self._pin_failure: tuple[str | None, str | None] | None = None
+        self._pin_changed = asyncio.Event()  # apply_pins gave the failed SIM a new PIN
         self._clock = clock
         self.health_interval = health_interval
         self.sweep_interval = sweep_interval
@@ -174,8 +175,7 @@ class Modem:
             return False
         self._pin_failure = None
         self._log.info("modem.pin_changed", iccid=iccid, action="one new attempt")
-        self._tasks = [t for t in self._tasks if not t.done()]
-        self._tasks.append(asyncio.create_task(self._supervise(), name=f"modem-{self.name}"))
+        self._pin_changed.set()
         return True
 
     async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109 (public contract)
@@ -316,7 +316,11 @@ class Modem:
         while True:
             reason = await self._session()
             if self.state is ModemState.FAILED:
-                return
+                # Never retried on its own: only a human's new PIN (apply_pins) is one more try.
+                await self._pin_changed.wait()
+                self._pin_changed.clear()
+                attempt = 0
+                continue
             self._set_state(ModemState.GONE, reason)
             delay = min(self._backoff_max, self._backoff_initial * 2**attempt)
             attempt = attempt + 1 if self._init is None else 0

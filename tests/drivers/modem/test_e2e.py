@@ -244,6 +244,25 @@ async def test_wrong_pin_fails_once_and_is_never_retried(
         await h.modem.wait_ready(1)
 
 
+async def test_a_changed_pin_gets_one_new_attempt_and_the_same_pin_none(
+    net: SimNetwork, harness_factory: Factory
+) -> None:
+    m = await net.add_modem("quectel", pin="1234")
+    h = harness_factory(m.url, pins={m.iccid: "9999"})
+    await h.modem.start()
+    await h.wait_for(lambda: h.modem.state is ModemState.FAILED)
+    assert h.modem.info.iccid == m.iccid  # the SIM whose PIN to fix
+    assert not h.modem.apply_pins({m.iccid: "9999"})  # unchanged: never tried again
+    assert not h.modem.apply_pins({"89000000000000000000": "1234"})  # another SIM's PIN
+    assert h.modem.apply_pins({m.iccid: "1234"})
+    await h.modem.wait_state(ModemState.READY, 5)
+    pin_tries = [
+        e for e in m.events if e.kind == "command" and e.detail.upper().startswith("+CPIN=")
+    ]
+    assert len(pin_tries) == 2
+    assert not h.modem.apply_pins({m.iccid: "5555"})  # serving: a reload changes nothing
+
+
 async def test_pin_required_but_not_configured_fails(
     net: SimNetwork, harness_factory: Factory
 ) -> None:
