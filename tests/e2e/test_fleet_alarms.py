@@ -52,7 +52,8 @@ async def test_not_registered_and_modem_gone_raise_and_clear_with_webhooks(
     net: SimNetwork, tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.fail_first = 0
-    sim = await net.add_modem("quectel", latency=(0, 0))
+    # A stable link, as /dev/serial/by-id gives: the pty comes back as another /dev/pts/N.
+    sim = await net.add_modem("quectel", latency=(0, 0), link_path=str(tmp_path / "modem-q"))
     config = hook_config(tmp_path, [sim.url], receiver.url)
     config.write_text(config.read_text() + FAST_ALARMS)
     async with running_daemon(config) as d:
@@ -199,7 +200,8 @@ async def test_signal_low_for_a_while_raises_and_clears_past_the_second_threshol
     net: SimNetwork, tmp_path: Path, receiver: Receiver
 ) -> None:
     receiver.fail_first = 0
-    sim = await net.add_modem("quectel", latency=(0, 0))
+    # A stable link, as /dev/serial/by-id gives: the pty comes back as another /dev/pts/N.
+    sim = await net.add_modem("quectel", latency=(0, 0), link_path=str(tmp_path / "modem-q"))
     config = hook_config(tmp_path, [sim.url], receiver.url)
     text = config.read_text().replace(
         "[modems.limits]", "health_interval_seconds = 0.1\n[modems.limits]"
