@@ -46,6 +46,7 @@ from gatewayd.store.errors import (
     StoreError,
     WrongState,
 )
+from gatewayd.store.events import WEBHOOK_LEASE_SECONDS, inbound_data, message_data, optout_data
 from gatewayd.store.ids import new_id
 from gatewayd.store.numbers import digits, digits_match
 from gatewayd.store.postgres_migrate import pg_migrate
@@ -75,7 +76,6 @@ from gatewayd.store.records import (
     WebhookFailure,
     parse_cursor,
 )
-from gatewayd.store.sqlite import WEBHOOK_LEASE_SECONDS, inbound_data, message_data, optout_data
 from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
 log = structlog.get_logger(__name__)

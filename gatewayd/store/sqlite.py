@@ -64,9 +64,6 @@ from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
 log = structlog.get_logger(__name__)
 
-# A claimed webhook row is retried after this long if its attempt never reports back
-# (the daemon died mid-POST): at-least-once delivery.
-WEBHOOK_LEASE_SECONDS = 300.0
 
 _GONE_OUT_SQL = ",".join(f"'{s.value}'" for s in sorted(GONE_OUT))
 _NOT_SENT_SQL = "'queued','sending'"
@@ -302,7 +299,7 @@ class SqliteStore:
             (message_id,),
         )
         sequence = None if row is None else int(row[0])
-        await self._event(tx, event, message_data(msg), now, msg.callback_url, sequence)
+        await self._event(tx, event, events.message_data(msg), now, msg.callback_url, sequence)
 
     # -- submit (group commit) ---------------------------------------------------------
 
@@ -1024,7 +1021,7 @@ class SqliteStore:
             for mid in ids:
                 await self._finish(tx, mid, now, MessageStatus.CANCELLED, code="opted_out", text="")
             if changed:
-                await self._event(tx, "optout.created", optout_data(record), now)
+                await self._event(tx, "optout.created", events.optout_data(record), now)
         return OptOutResult(record, ids)
 
     async def remove_optout(self, number: str, now: datetime) -> bool:
@@ -1034,7 +1031,7 @@ class SqliteStore:
             if row is None:
                 return False
             await tx.db.execute("DELETE FROM optouts WHERE number = ?", (number,))
-            await self._event(tx, "optout.removed", optout_data(rows_.optout(row)), now)
+            await self._event(tx, "optout.removed", events.optout_data(rows_.optout(row)), now)
         return True
 
     async def optouts(self) -> dict[str, OptOutScope]:
@@ -1125,7 +1122,9 @@ class SqliteStore:
                     (text, to_db(part.received_at), inbound_id),
                 )
                 rec = await self._load_inbound(tx.db, inbound_id)
-                await self._event(tx, "message.received", inbound_data(rec), part.received_at)
+                await self._event(
+                    tx, "message.received", events.inbound_data(rec), part.received_at
+                )
             else:
                 await tx.db.execute(
                     "UPDATE inbound_messages SET text = ? WHERE id = ?", (text, inbound_id)
@@ -1144,7 +1143,7 @@ class SqliteStore:
             )
             for row in rows:
                 rec = await self._load_inbound(tx.db, row["id"])
-                await self._event(tx, "message.received", inbound_data(rec), now)
+                await self._event(tx, "message.received", events.inbound_data(rec), now)
         return [r["id"] for r in rows]
 
     async def next_incomplete(self) -> datetime | None:
@@ -1196,7 +1195,9 @@ class SqliteStore:
 
     async def claim_webhooks(self, now: datetime, limit: int) -> list[WebhookDelivery]:
         """Due deliveries, leased so a crash mid-POST retries them later."""
-        lease = datetime.fromtimestamp(now.timestamp() + WEBHOOK_LEASE_SECONDS, tz=now.tzinfo)
+        lease = datetime.fromtimestamp(
+            now.timestamp() + events.WEBHOOK_LEASE_SECONDS, tz=now.tzinfo
+        )
         async with self._tx() as tx:
             rows = await self._tx_all(
                 tx,
@@ -1428,51 +1429,3 @@ def _new_record(item: NewMessage, seq: int) -> MessageRecord:
             for p in item.parts
         ),
     )
-
-
-def message_data(msg: MessageRecord) -> dict[str, Any]:
-    """A message as webhook ``data``."""
-    return {
-        "id": msg.id,
-        "to": msg.recipient,
-        "status": msg.status.value,
-        "category": msg.category.value,
-        "segments": msg.segments,
-        "metadata": msg.metadata,
-        "error_code": msg.error_code,
-        "error_text": msg.error_text,
-        "parts": [
-            {
-                "seq": p.seq,
-                "status": p.status.value,
-                "mr": p.mr,
-                "sent_at": opt_to_db(p.sent_at),
-                "delivered_at": opt_to_db(p.delivered_at),
-            }
-            for p in msg.parts
-        ],
-    }
-
-
-def optout_data(rec: OptOutRecord) -> dict[str, Any]:
-    """An opt-out entry as webhook ``data``."""
-    return {
-        "number": rec.number,
-        "scope": rec.scope.value,
-        "source": rec.source,
-        "created_at": to_db(rec.created_at),
-    }
-
-
-def inbound_data(rec: InboundRecord) -> dict[str, Any]:
-    """An inbound message as webhook ``data``."""
-    return {
-        "id": rec.id,
-        "from": rec.sender,
-        "modem": rec.modem,
-        "text": rec.text,
-        "incomplete": rec.status is InboundStatus.INCOMPLETE,
-        "parts_received": rec.parts_received,
-        "parts_total": rec.parts_total,
-        "received_at": to_db(rec.completed_at or rec.first_received_at),
-    }
