@@ -90,6 +90,20 @@ def _int(c: AtCommand, index: int, *, low: int, high: int, default: int | None =
     return value
 
 
+def _setting(name: str, attr: str, *, high: int, test: str, default: int | None = None) -> None:
+    """Register a plain numeric setting: read it, show its range, set it (0..``high``)."""
+
+    async def handler(m: SimModem, c: AtCommand) -> list[str]:
+        if c.op is Op.READ:
+            return [f"{name}: {getattr(m.settings, attr)}"]
+        if c.op is Op.TEST:
+            return [f"{name}: {test}"]
+        setattr(m.settings, attr, _int(c, 0, low=0, high=high, default=default))
+        return []
+
+    handles(name)(handler)
+
+
 def _only_exec(c: AtCommand) -> bool:
     """True for the exec form; TEST answers OK with nothing; READ/SET are errors."""
     if c.op is Op.TEST:
@@ -276,14 +290,7 @@ def swap_nibbles(digits: str) -> str:
 # -- errors, SIM, registration ----------------------------------------------------------
 
 
-@handles("+CMEE")
-async def _cmee(m: SimModem, c: AtCommand) -> list[str]:
-    if c.op is Op.READ:
-        return [f"+CMEE: {m.settings.cmee}"]
-    if c.op is Op.TEST:
-        return ["+CMEE: (0-2)"]
-    m.settings.cmee = _int(c, 0, low=0, high=2, default=0)
-    return []
+_setting("+CMEE", "cmee", high=2, test="(0-2)", default=0)
 
 
 @handles("+CPIN")
@@ -368,25 +375,11 @@ async def _hcpin(m: SimModem, c: AtCommand) -> list[str]:
     return [f"^CPIN: {state},{times},{m.sim.puk_tries},{m.sim.pin_tries},{PUK_TRIES},{PIN_TRIES}"]
 
 
-@handles("^CURC")
-async def _curc(m: SimModem, c: AtCommand) -> list[str]:
-    if c.op is Op.READ:
-        return [f"^CURC: {m.settings.curc}"]
-    if c.op is Op.TEST:
-        return ["^CURC: (0-1)"]
-    m.settings.curc = _int(c, 0, low=0, high=1)
-    return []
+_setting("^CURC", "curc", high=1, test="(0-1)")
 
 
-@handles("^PORTSEL")
-async def _portsel(m: SimModem, c: AtCommand) -> list[str]:
-    # Huawei: which port gets URCs. A simulated stick has one port: remember the choice.
-    if c.op is Op.READ:
-        return [f"^PORTSEL: {m.settings.portsel}"]
-    if c.op is Op.TEST:
-        return ["^PORTSEL: (0-1)"]
-    m.settings.portsel = _int(c, 0, low=0, high=1)
-    return []
+# Huawei: which port gets URCs. A simulated stick has one port: remember the choice.
+_setting("^PORTSEL", "portsel", high=1, test="(0-1)")
 
 
 @handles("+CSQ")
@@ -459,14 +452,7 @@ async def _csca(m: SimModem, c: AtCommand) -> list[str]:
     return []
 
 
-@handles("+CMGF")
-async def _cmgf(m: SimModem, c: AtCommand) -> list[str]:
-    if c.op is Op.READ:
-        return [f"+CMGF: {m.settings.cmgf}"]
-    if c.op is Op.TEST:
-        return ["+CMGF: (0,1)"]
-    m.settings.cmgf = _int(c, 0, low=0, high=1, default=0)
-    return []
+_setting("+CMGF", "cmgf", high=1, test="(0,1)", default=0)
 
 
 @handles("+CSCS")
