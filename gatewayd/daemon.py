@@ -139,7 +139,13 @@ class Daemon:
         secrets = await asyncio.to_thread(Secrets.read, config)
         self._pins = secrets.pins
         try:
-            self.store = await open_store(config.database, node=config.node_name)
+            self.store = await open_store(
+                config.database,
+                node=config.node_name,
+                claim_lease_seconds=config.cluster.claim_lease_seconds,
+                node_lease_seconds=config.cluster.node_lease_seconds,
+                poll_seconds=config.cluster.poll_seconds,
+            )
             self.modems = [self._make_modem(m, secrets.pins) for m in config.modems]
             self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
             # The gateway's handlers are in place before a modem can hand over an SMS.
@@ -483,6 +489,8 @@ def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:
         keys.append("database")
     if old.node_name != new.node_name:
         keys.append("node_name")
+    if old.cluster != new.cluster:  # the store is opened with them
+        keys.append("cluster")
     if (old.api.listen_host, old.api.listen_port) != (new.api.listen_host, new.api.listen_port):
         keys.append("api.listen")
     if old.api.max_body_bytes != new.api.max_body_bytes:
@@ -518,6 +526,7 @@ def merge_reloadable(old: GatewayConfig, new: GatewayConfig) -> GatewayConfig:
         new,
         database=old.database,
         node_name=old.node_name,
+        cluster=old.cluster,
         api=api,
         modems=modems,
         routing=routing,

@@ -3,6 +3,7 @@
 from gatewayd.config.load import ConfigError, load_config, parse_config, read_secret_file
 from gatewayd.config.model import (
     ApiConfig,
+    ClusterConfig,
     FlowsConfig,
     GatewayConfig,
     Keyword,
@@ -18,6 +19,7 @@ from gatewayd.config.model import (
 
 __all__ = [
     "ApiConfig",
+    "ClusterConfig",
     "ConfigError",
     "FlowsConfig",
     "GatewayConfig",

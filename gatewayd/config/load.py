@@ -27,6 +27,7 @@ from drivers.profiles import PROFILES
 from gatewayd.config.model import (
     AlarmsConfig,
     ApiConfig,
+    ClusterConfig,
     DiscoveryConfig,
     FlowsConfig,
     GatewayConfig,
@@ -291,6 +292,20 @@ class _Loader:
         self._above_zero(hooks.backoff_max_seconds, "webhooks.backoff_max_seconds")
         self._validate_logging(config.logging)
         self._validate_flows(config.flows)
+        self._validate_cluster(config.cluster)
+
+    def _validate_cluster(self, cluster: ClusterConfig) -> None:
+        # Heartbeats go every third of the node lease; a poll slower than the lease would
+        # let a live node's SIMs look abandoned.
+        self._positive(cluster.claim_lease_seconds, "cluster.claim_lease_seconds", 2)
+        self._positive(cluster.node_lease_seconds, "cluster.node_lease_seconds", 3)
+        self._above_zero(cluster.poll_seconds, "cluster.poll_seconds")
+        if cluster.poll_seconds * 3 > cluster.node_lease_seconds:
+            raise self.error(
+                "cluster.poll_seconds",
+                f"must be at most a third of cluster.node_lease_seconds "
+                f"({cluster.node_lease_seconds:g}), got {cluster.poll_seconds:g}",
+            )
 
     def _validate_flows(self, flows: FlowsConfig) -> None:
         # The flows file itself is validated by gatewayd.flows.load when the engine starts.

@@ -248,6 +248,20 @@ class FlowsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Several nodes on one PostgreSQL database (ignored on SQLite): docs/multinode.md."""
+
+    # A claimed message stays this node's this long after its last part started (renewed at
+    # every part). Longer than any modem takes to answer +CMGS (Quectel EC25: 120 s), or a
+    # live node's slow send would be taken over and follow the unknown-outcome rule.
+    claim_lease_seconds: float = 150.0
+    # A node (and the SIMs it drives) counts as gone when its heartbeat is this old.
+    node_lease_seconds: float = 30.0
+    # An idle worker looks at the shared queue at least this often (NOTIFY is a hint only).
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole daemon configuration."""
 
@@ -265,6 +279,7 @@ class GatewayConfig:
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     flows: FlowsConfig = field(default_factory=FlowsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     source: Path | None = None  # the file it was loaded from, for error messages
 
     @property

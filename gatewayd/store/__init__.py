@@ -41,18 +41,32 @@ from gatewayd.store.sqlite import SqliteStore
 
 
 async def open_store(
-    database: str, *, webhook_url: str | None = None, node: str | None = None
+    database: str,
+    *,
+    webhook_url: str | None = None,
+    node: str | None = None,
+    claim_lease_seconds: float = 150.0,
+    node_lease_seconds: float = 30.0,
+    poll_seconds: float = 1.0,
 ) -> Store:
     """The opened store for ``database``, migrated; ``node`` names this node (PostgreSQL).
 
-    ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL store (many nodes);
-    anything else is a SQLite path or ``sqlite:///path``.
+    ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL store (many nodes), with
+    the claim and node leases and the poll period given; anything else is a SQLite path or
+    ``sqlite:///path`` (one host: the lease and poll settings do not apply).
     """
     if database.startswith(("postgresql://", "postgres://")):
         # Imported here: a SQLite-only host never loads asyncpg.
         from gatewayd.store.postgres import PostgresStore
 
-        pg = PostgresStore(database, webhook_url=webhook_url, node=node)
+        pg = PostgresStore(
+            database,
+            webhook_url=webhook_url,
+            node=node,
+            lease_seconds=node_lease_seconds,
+            claim_lease_seconds=claim_lease_seconds,
+            poll_seconds=poll_seconds,
+        )
         await pg.open()
         return pg
     if database.startswith("sqlite://"):

@@ -203,3 +203,16 @@ def test_unreadable_or_malformed_files(tmp_path: Path) -> None:
     bad.write_bytes(b"database = '\xff'\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(bad)
+
+
+def test_cluster_settings_are_read_and_checked(cfg_dir: Path) -> None:
+    config = load_config(
+        write(cfg_dir, "[cluster]\nclaim_lease_seconds = 20\nnode_lease_seconds = 9\n")
+    )
+    assert (config.cluster.claim_lease_seconds, config.cluster.node_lease_seconds) == (20, 9)
+    assert config.cluster.poll_seconds == 1.0
+    err = error_of(cfg_dir, "[cluster]\nclaim_lease_seconds = 0\n")
+    assert err.key == "cluster.claim_lease_seconds"
+    err = error_of(cfg_dir, "[cluster]\nnode_lease_seconds = 6\npoll_seconds = 2.5\n")
+    assert err.key == "cluster.poll_seconds"
+    assert "a third of cluster.node_lease_seconds" in err.reason
