@@ -48,6 +48,9 @@ class Faults:
     rssi: int = 20
     # Seconds between noise URCs (RING, ^RSSI...); 0: none. Set it with SimModem.set_fault.
     noise_interval: float = 0.0
+    # Take each part's Ctrl-Z but answer +CMGS only once this is cleared (a stalled network;
+    # a send in flight when its host dies). The part leaves when released, as it would.
+    hold_sends: bool = False
 
     def update(self, **changes: Any) -> None:
         """Set several knobs at once; ValueError naming an unknown or invalid one."""

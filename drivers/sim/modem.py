@@ -43,6 +43,8 @@ log = structlog.get_logger(__name__)
 CNMA_TIMEOUT = 15.0
 # A modem keeps between this many and twice this many recent events.
 EVENT_HISTORY = 10_000
+# A held send (faults.hold_sends) fails after this long, as a modem gives up on the network.
+HOLD_LIMIT_SECONDS = 3600.0
 
 
 class Network(Protocol):
@@ -398,6 +400,14 @@ class SimModem:
         self.require_sim(sms=True)
         if self.network_registration() not in (RegStat.HOME, RegStat.ROAMING):
             raise CmsError(331)
+        if self.faults.hold_sends:
+            self.record("held", part.recipient)
+            try:
+                await self._waiters.wait_for(
+                    lambda: not self.faults.hold_sends, HOLD_LIMIT_SECONDS, "hold_sends cleared"
+                )
+            except TimeoutError:
+                raise CmsError(500) from None  # what a modem says when the network never answers
         low, high = self.faults.latency
         delay = self.rng.uniform(low, high) if high > 0 else 0.0
         self.record("latency", f"{delay:.3f}")

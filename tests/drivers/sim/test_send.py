@@ -152,6 +152,24 @@ async def test_latency_uses_the_clock(clock: ManualClock, net: SimNetwork) -> No
     await client.close()
 
 
+async def test_held_send_waits_for_release_then_leaves(clock: ManualClock, net: SimNetwork) -> None:
+    modem = await net.add_modem("generic", latency=(0.0, 0.0))
+    modem.set_fault(hold_sends=True)
+    client = await AtClient.open(modem.url)
+    await client.command("ATE0")
+    part = encode_submit(HANDSET, "held", srr=False)[0]
+    await client.write(f"AT+CMGS={part.length}\r".encode())
+    await client.read_until(PROMPT)
+    await client.write(part.hex().encode() + b"\x1a")
+    await modem.wait_event("held", contains=HANDSET)
+    await clock.advance(300.0)  # held regardless of time passing: only a release lets it go
+    assert modem.sent == []
+    modem.set_fault(hold_sends=False)
+    await client.read_until(b"OK\r\n")
+    assert [r.text for r in modem.sent] == ["held"]
+    await client.close()
+
+
 async def test_status_report_as_cds(clock: ManualClock, net: SimNetwork) -> None:
     net.add_handset(HANDSET, report="delivered", report_delay=5.0)
     modem = await net.add_modem("generic")
