@@ -52,6 +52,29 @@ class SystemClock:
         await asyncio.sleep(max(0.0, (when - self.now()).total_seconds()))
 
 
+class OffsetClock(SystemClock):
+    """Wall-clock time corrected by an offset that a reference clock sets (a shared database
+    on several hosts), so that every node reads the same time whatever its own clock says."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    @property
+    def offset(self) -> timedelta:
+        """How far the reference is ahead of this host's clock."""
+        return self._offset
+
+    def set_offset(self, seconds: float) -> None:
+        """Follow the reference from now on: it reads ``seconds`` ahead of this host."""
+        self._offset = timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def timestamp(self) -> float:
+        return time.time() + self._offset.total_seconds()
+
+
 class ManualClock:
     """A clock that moves only when told to: deterministic tests of anything that waits.
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable
 import structlog
 from aiohttp import web
 
-from drivers.clock import Clock, SystemClock
+from drivers.clock import Clock, OffsetClock
 from drivers.modem import Modem
 from gatewayd.api import ApiSettings, ApiState, create_app
 from gatewayd.api.events import create_short_link_app
@@ -98,7 +98,8 @@ class Daemon:
         notifier: Notifier | None = None,
     ) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        # Wall-clock time, following the database's clock when several nodes share one.
+        self.clock: Clock = clock or OffsetClock()
         self.notifier = notifier or Notifier.from_env()
         self.api_state: ApiState | None = None
         self.store: Store | None = None
@@ -146,6 +147,10 @@ class Daemon:
                 node_lease_seconds=config.cluster.node_lease_seconds,
                 poll_seconds=config.cluster.poll_seconds,
             )
+            if isinstance(self.clock, OffsetClock):
+                # Before anything reads the time: limits, send_at and expiry then mean the
+                # same on every node, however far off this host's clock is.
+                self.store.on_clock_offset(self.clock.set_offset)
             self.modems = [self._make_modem(m, secrets.pins) for m in config.modems]
             self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
             # The gateway's handlers are in place before a modem can hand over an SMS.

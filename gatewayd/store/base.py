@@ -62,6 +62,11 @@ class Store(Protocol):
         """
         ...
 
+    def on_clock_offset(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)`` with how far the database's clock is ahead of this
+        host's, now and whenever it changes: nodes sharing a database follow its clock."""
+        ...
+
     def queue_depth(self) -> int:
         """Messages queued or being sent: a counter, never a scan."""
         ...

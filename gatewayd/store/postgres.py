@@ -84,6 +84,9 @@ COMMAND_TIMEOUT_SECONDS = 30.0
 # A claim's lease, renewed at each part: longer than any modem takes to answer +CMGS
 # (Quectel EC25: 120 s), so a live node's slow send is never taken over.
 CLAIM_LEASE_SECONDS = 150.0
+# The database clock is re-read at every heartbeat; smaller changes than this are the
+# round trip's noise, not a clock that moved.
+CLOCK_STEP_SECONDS = 0.25
 # Rows of the queue depth counter (sql/postgres/0001_initial.sql); the depth is their sum.
 DEPTH_STRIPES = 16
 _DEPTH = "SELECT SUM(value) FROM queue_depth"
@@ -197,6 +200,9 @@ class PostgresStore:
         self._listeners: list[Callable[[], None]] = []
         self._outbox_listeners: list[Callable[[], None]] = []
         self._optout_listeners: list[Callable[[str, OptOutScope | None], None]] = []
+        self._clock_listeners: list[Callable[[float], None]] = []
+        # How far the database's clock is ahead of this host's (seconds).
+        self.clock_offset = 0.0
         # Claims this node holds: message id -> epoch (the fence of every later write).
         self._claims: dict[str, int] = {}
         # SIMs this node owns, with the monotonic time their ownership was last renewed.
@@ -233,6 +239,7 @@ class PostgresStore:
                 await pg_migrate(conn)
                 await self._register(conn)
                 self._depth = int(await conn.fetchval(_DEPTH))
+                await self._read_clock(conn)
         except BaseException:
             await pool.close()
             raise
@@ -326,8 +333,28 @@ class PostgresStore:
                             self.node,
                         )
                         self._depth = int(await conn.fetchval(_DEPTH))
+                        await self._read_clock(conn)
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 log.warning("store.heartbeat_failed", node=self.node, error=str(exc))
+
+    async def _read_clock(self, conn: _Conn) -> None:
+        # The database's time at the middle of the round trip, against this host's.
+        before = time.time()
+        db_time: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        after = time.time()
+        offset = db_time.timestamp() - (before + after) / 2
+        if abs(offset - self.clock_offset) < CLOCK_STEP_SECONDS:
+            return
+        log.info("store.clock_offset", node=self.node, seconds=round(offset, 3))
+        self.clock_offset = offset
+        for cb in self._clock_listeners:
+            cb(offset)
+
+    def on_clock_offset(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)``: how far the database's clock is ahead of this host's,
+        now and whenever it moves by more than the round trip's noise."""
+        self._clock_listeners.append(callback)
+        callback(self.clock_offset)
 
     def set_webhook_url(self, url: str | None) -> None:
         """The URL every event goes to (besides a message's ``callback_url``)."""

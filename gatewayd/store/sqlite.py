@@ -185,6 +185,10 @@ class SqliteStore:
         """Never called: one host, so no other node changes the opt-out list."""
         del callback
 
+    def on_clock_offset(self, callback: Callable[[float], None]) -> None:
+        """Never called: the file is this host's own, and so is its one clock."""
+        del callback
+
     def queue_depth(self) -> int:
         """Messages queued or being sent: a counter, never a scan."""
         return self._depth

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drivers.clock import ManualClock, SystemClock
+from drivers.clock import ManualClock, OffsetClock, SystemClock
 
 
 async def test_manual_clock_wakes_sleepers_in_deadline_order() -> None:
@@ -64,3 +64,13 @@ def test_manual_clock_rejects_naive_start() -> None:
 
 def test_system_clock_is_utc() -> None:
     assert SystemClock().now().tzinfo is UTC
+
+
+def test_offset_clock_reads_the_reference_time() -> None:
+    clock = OffsetClock()
+    assert abs((clock.now() - SystemClock().now()).total_seconds()) < 5
+    clock.set_offset(-120.0)
+    behind = SystemClock().now() - clock.now()
+    assert 115 < behind.total_seconds() < 125
+    assert abs(clock.timestamp() - clock.now().timestamp()) < 5
+    assert clock.offset.total_seconds() == -120.0

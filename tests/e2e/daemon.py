@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -100,8 +101,9 @@ async def _pump(
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: Path) -> AsyncIterator[Running]:
-    """Start ``python -m gatewayd run --config`` and yield once its API listens."""
+async def running_daemon(config: Path, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
+    """Start ``python -m gatewayd run --config`` (with ``env`` added to this process's
+    environment) and yield once its API listens."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -111,6 +113,7 @@ async def running_daemon(config: Path) -> AsyncIterator[Running]:
         str(config),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env} if env else None,
     )
     assert proc.stdout is not None
     lines: list[str] = []
