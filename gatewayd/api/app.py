@@ -28,7 +28,7 @@ from gatewayd.api.status import install as install_status
 from gatewayd.core import Gateway
 from gatewayd.fleet.service import Fleet
 from gatewayd.flows import FlowEngine
-from gatewayd.store.conversations_sqlite import SqliteConversations
+from gatewayd.store.conversations_base import Conversations
 
 Resource = Callable[[web.Application], AsyncIterator[None]]
 
@@ -43,7 +43,7 @@ def create_app(
     resources: Sequence[Resource] = (),
     flows: FlowEngine | None = None,
     fleet: Fleet | None = None,
-    inbox: SqliteConversations | None = None,
+    inbox: Conversations | None = None,
 ) -> web.Application:
     """The /v1 application over ``gateway``.
 

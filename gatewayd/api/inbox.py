@@ -22,14 +22,14 @@ from gatewayd.api.status import COOKIE, SESSIONS
 from gatewayd.core import GatewayError, SubmitRequest
 from gatewayd.core.submit import normalise_number
 from gatewayd.store import OptOutScope
-from gatewayd.store.conversations_sqlite import (
+from gatewayd.store.conversations_base import (
     ConversationEntry,
+    Conversations,
     ConversationSummary,
-    SqliteConversations,
 )
 from gatewayd.store.timefmt import to_db
 
-INBOX = web.AppKey("inbox", SqliteConversations)
+INBOX = web.AppKey("inbox", Conversations)
 PAGE_SIZE = 50
 
 _templates = jinja2.Environment(

@@ -21,7 +21,7 @@ from drivers.clock import Clock
 from gatewayd.config.model import GatewayConfig
 from gatewayd.core import Gateway
 from gatewayd.core.observe import GatewayEvent, PartSent
-from gatewayd.store.quota_sqlite import SqliteSentCounts
+from gatewayd.store.quota_base import SentCounts
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +46,7 @@ class QuotaMonitor:
     """Keeps each quota SIM's count for the month and pauses/resumes its modem."""
 
     def __init__(
-        self, config: GatewayConfig, gateway: Gateway, counts: SqliteSentCounts, *, clock: Clock
+        self, config: GatewayConfig, gateway: Gateway, counts: SentCounts, *, clock: Clock
     ) -> None:
         self._quotas = {
             s.iccid: s.monthly_quota

@@ -1,44 +1,19 @@
 """Conversations (SQLite): every number's outbound and inbound messages, interleaved.
 
 Read-only views over ``messages``, ``inbound_messages`` and ``optouts`` on a connection of
-its own (the schema belongs to :mod:`gatewayd.store.sqlite`). Pages are newest first; a
-cursor is the last row's ``(time, id)``.
+its own (the schema belongs to :mod:`gatewayd.store.sqlite`); the interface and records are
+in :mod:`gatewayd.store.conversations_base`. Pages are newest first; a cursor is the last
+row's ``(time, id)``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from datetime import datetime
 
 import aiosqlite
 
+from gatewayd.store.conversations_base import ConversationEntry, ConversationSummary
 from gatewayd.store.timefmt import from_db
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    """One number: its latest message either way and its opt-out scope, if any."""
-
-    number: str
-    last_at: datetime
-    last_direction: str  # "in" | "out"
-    last_text: str
-    messages: int
-    optout: str | None
-
-
-@dataclass(frozen=True)
-class ConversationEntry:
-    """One message of a conversation."""
-
-    id: str
-    direction: str  # "in" | "out"
-    text: str
-    status: str
-    at: datetime
-    modem: str | None
-
 
 _ALL = """
     SELECT recipient AS number, created_at AS at, id, 'out' AS dir, text FROM messages

@@ -1,0 +1,53 @@
+"""What the read-side stores beside the core share (the inbox's conversations, the monthly
+quota's sent counts): which database a ``database`` string names, and their asyncpg pool.
+
+They read the core's tables on connections of their own, so a slow inbox page never holds
+a connection the senders need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+def sqlite_path(database: str) -> str | None:
+    """The SQLite file ``database`` names, or None when it is a PostgreSQL URL.
+
+    The same rule as :func:`gatewayd.store.open_store`; raises ``ValueError`` for any
+    other scheme.
+    """
+    if database.startswith(("postgresql://", "postgres://")):
+        return None
+    if database.startswith("sqlite://"):
+        return database.removeprefix("sqlite://")
+    if "://" in database:
+        scheme = database.split("://", 1)[0]
+        raise ValueError(
+            f"database: unsupported scheme {scheme!r} (expected sqlite:// or postgresql://)"
+        )
+    return database
+
+
+async def open_read_pool(dsn: str, *, name: str, max_size: int) -> asyncpg.Pool:
+    """A small pool for reads; ``name`` is its sessions' ``application_name``.
+
+    The name has no ``/``: a node counts the sessions named ``gatewayd/<node>`` to refuse a
+    second process under its name, and these are not such a process.
+    """
+    # Imported here: a SQLite-only host never loads asyncpg.
+    import asyncpg
+
+    from gatewayd.store.postgres import COMMAND_TIMEOUT_SECONDS
+
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"application_name": name},
+        # No read waits for ever on a lost server.
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    )
