@@ -43,7 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="API address (default: 127.0.0.1:8080; port 0 picks a free one)",
     )
     demo.add_argument(
-        "--modems", type=int, default=2, metavar="N", help="simulated modems (default: 2)"
+        "--modems",
+        type=int,
+        default=2,
+        metavar="N",
+        help="simulated modems, per node (default: 2)",
+    )
+    demo.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="daemons on one PostgreSQL, API ports from --listen's +1 each (default: 1, SQLite)",
+    )
+    demo.add_argument(
+        "--database",
+        metavar="URL",
+        help="postgresql://... for the nodes (default with --nodes: a throwaway local cluster)",
     )
     admin.add_commands(sub)
     flows_check.add_command(sub)
@@ -78,7 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not 1 <= args.modems <= 16:
             parser.error("--modems: expected 1 to 16")
-        return run_demo(data_dir=args.data_dir, listen=args.listen, modems=args.modems)
+        if not 1 <= args.nodes <= 16:
+            parser.error("--nodes: expected 1 to 16")
+        if args.database is not None and not args.database.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            parser.error("--database: expected a postgresql://... URL")
+        host, sep, port = args.listen.rpartition(":")
+        if not (host and sep and port.isdigit() and int(port) + args.nodes - 1 <= 65535):
+            parser.error("--listen: expected HOST:PORT (with room for a port per node)")
+        return run_demo(
+            data_dir=args.data_dir,
+            listen=args.listen,
+            modems=args.modems,
+            nodes=args.nodes,
+            database=args.database,
+        )
     parser.print_help(sys.stdout)
     return 0
 

@@ -5,6 +5,12 @@ of send latency, handsets that answer, status reports); the daemon reaches its m
 their pty paths, the same serial code path as real hardware. The config it runs with is
 written to ``DIR/gatewayd.toml`` next to a fresh API token (mode 0600), so the same setup
 runs again with ``gatewayd run --config DIR/gatewayd.toml`` while a simulator is up.
+
+``--nodes N`` (N >= 2) runs N daemons in this process on one PostgreSQL (a throwaway cluster
+from :mod:`gatewayd.devpg`, or ``--database``): nodes ``node-1`` .. ``node-N``, each with its
+own modems of the one simulated network and its own API port (the base port, +1 per node),
+configs ``DIR/node-K.toml`` and one token. What one node accepts, any node's modem may send,
+and every node's API shows it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
 from gatewayd.config import ConfigError, LoggingConfig, load_config
 from gatewayd.daemon import Daemon
+from gatewayd.devpg import DevPostgres, PostgresCommandError, PostgresUnavailable
 from gatewayd.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -48,10 +55,25 @@ HANDSETS = (
     DemoHandset("+34633333333", "delivery fails (status report: failed)", report="failed"),
 )
 STOP_WORDS = ("STOP", "BAJA", "PARAR", "CANCELAR", "UNSUBSCRIBE", "ARRET")
+SAMPLE_BODY = '{"to": "+34611111111", "text": "Tu pedido 1042 ya está en camino. ¡Gracias!"}'
 
 
-def write_demo_config(data_dir: Path, listen: str, ports: list[str], token: str) -> Path:
-    """Write the token file (0600) and ``gatewayd.toml`` for ``ports``; return its path."""
+def write_demo_config(
+    data_dir: Path,
+    listen: str,
+    ports: list[str],
+    token: str,
+    *,
+    database: str = "gatewayd.db",
+    node_name: str = "demo",
+    file_name: str = "gatewayd.toml",
+    first_modem: int = 1,
+) -> Path:
+    """Write the token file (0600) and the config ``file_name`` for ``ports``; its path.
+
+    The modems are named ``sim<first_modem>``, ``sim<first_modem + 1>``, ...: names stay
+    distinct across the nodes of one database, where a message may name its modem.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     token_file = data_dir / "api-token"
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -59,16 +81,16 @@ def write_demo_config(data_dir: Path, listen: str, ports: list[str], token: str)
         f.write(token + "\n")
     os.chmod(token_file, 0o600)  # an existing file keeps its old mode through O_CREAT
     modems = "".join(
-        f'\n[[modems]]\nname = "sim{i + 1}"\nport = "{port}"\nprofile = "auto"\n'
+        f'\n[[modems]]\nname = "sim{first_modem + i}"\nport = "{port}"\nprofile = "auto"\n'
         "[modems.limits]\nmax_per_minute = 20\nmax_per_hour = 600\nmax_per_day = 5000\n"
         for i, port in enumerate(ports)
     )
     words = ", ".join(f'"{w}"' for w in STOP_WORDS)
-    path = data_dir / "gatewayd.toml"
+    path = data_dir / file_name
     path.write_text(
         "# Written by `gatewayd demo`: the simulated network's modems, reached over ptys.\n"
-        'database = "gatewayd.db"\n'
-        'node_name = "demo"\n\n'
+        f'database = "{database}"\n'
+        f'node_name = "{node_name}"\n\n'
         f'[api]\nlisten = "{listen}"\ntoken_files = ["api-token"]\n'
         f"{modems}\n"
         f"[keywords]\nstop = [{words}]\n"
@@ -81,11 +103,13 @@ def write_demo_config(data_dir: Path, listen: str, ports: list[str], token: str)
     return path
 
 
+def _handsets_text() -> str:
+    return "\n".join(f"  {h.number}  {h.role}" for h in HANDSETS)
+
+
 def banner(url: str, token: str, config_path: Path, modems: int) -> str:
     """What the demo prints once it serves: URL, token and ready-to-paste curl commands."""
     auth = f'-H "Authorization: Bearer {token}"'
-    handsets = "\n".join(f"  {h.number}  {h.role}" for h in HANDSETS)
-    body = '{"to": "+34611111111", "text": "Tu pedido 1042 ya está en camino. ¡Gracias!"}'
     return f"""
 gatewayd demo: {modems} simulated modem(s), API ready.
 url: {url}
@@ -94,44 +118,104 @@ config: {config_path}
 
 Send a message:
   curl -sS {auth} -H "Content-Type: application/json" \\
-    -d '{body}' {url}/v1/messages
+    -d '{SAMPLE_BODY}' {url}/v1/messages
 
 Look at it (put the id from the answer in place of ID):
   curl -sS {auth} {url}/v1/messages/ID
 
 Simulated handsets (any other number gets "delivered" after about 5 s):
-{handsets}
+{_handsets_text()}
 
 Ctrl-C stops.
 """
 
 
+@dataclass(frozen=True)
+class DemoNode:
+    """One running node of a several-node demo, as the banner shows it."""
+
+    name: str
+    url: str
+    config_path: Path
+
+
+def nodes_banner(nodes: list[DemoNode], token: str, database: str, modems: int) -> str:
+    """The banner of ``--nodes N`` (N >= 2): every node's URL, then curl lines that post
+    through the second node and read the message back through the last one."""
+    auth = f'-H "Authorization: Bearer {token}"'
+    urls = "\n".join(f"{n.name}: {n.url}" for n in nodes)
+    configs = "\n".join(f"  {n.name}: {n.config_path}" for n in nodes)
+    post, look = nodes[1], nodes[-1]
+    return f"""
+gatewayd demo: {len(nodes)} nodes on one PostgreSQL, {modems} simulated modem(s) each, APIs ready.
+{urls}
+token: {token}
+database: {database}
+configs:
+{configs}
+
+Send a message through {post.name}:
+  curl -sS {auth} -H "Content-Type: application/json" \\
+    -d '{SAMPLE_BODY}' {post.url}/v1/messages
+
+Look at it through {look.name} (every node reads the one queue; put the id in place of ID):
+  curl -sS {auth} {look.url}/v1/messages/ID
+
+Simulated handsets (any other number gets "delivered" after about 5 s):
+{_handsets_text()}
+
+Ctrl-C stops (the nodes, the simulator, then a throwaway PostgreSQL).
+"""
+
+
+def _listen_for(listen: str, index: int) -> str:
+    """Node ``index`` (0-based) listens on the base port + ``index``; port 0 stays 0 (free)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen: expected HOST:PORT, got {listen!r}")
+    base = int(port)
+    return f"{host}:{base + index if base else 0}"
+
+
+def _network(clock: SystemClock) -> SimNetwork:
+    net = SimNetwork(clock=clock)
+    for h in HANDSETS:
+        net.add_handset(
+            h.number,
+            report=h.report,
+            report_delay=(2.0, 5.0),
+            replies=list(h.replies),
+            reply_delay=3.0,
+        )
+    return net
+
+
+async def _add_modems(
+    net: SimNetwork, data_dir: Path, first: int, count: int, prefix: str
+) -> list[str]:
+    """``count`` modems numbered from ``first`` (0-based, across nodes): their pty links."""
+    sims = [
+        await net.add_modem(
+            profile=PROFILES[i % len(PROFILES)],
+            msisdn=f"+3460000{i + 1:04d}",
+            transport="pty",
+            latency=SEND_LATENCY,
+            link_path=str(data_dir / f"{prefix}modem{i - first + 1}"),
+        )
+        for i in range(first, first + count)
+    ]
+    return [m.url for m in sims]
+
+
 async def demo(data_dir: Path, listen: str, modems: int, out: TextIO) -> None:
     """Run the simulator and the daemon on it until SIGINT/SIGTERM (``data_dir`` absolute)."""
     clock = SystemClock()
-    net = SimNetwork(clock=clock)
+    net = _network(clock)
     daemon: Daemon | None = None
     try:
-        for h in HANDSETS:
-            net.add_handset(
-                h.number,
-                report=h.report,
-                report_delay=(2.0, 5.0),
-                replies=list(h.replies),
-                reply_delay=3.0,
-            )
-        sims = [
-            await net.add_modem(
-                profile=PROFILES[i % len(PROFILES)],
-                msisdn=f"+3460000{i + 1:04d}",
-                transport="pty",
-                latency=SEND_LATENCY,
-                link_path=str(data_dir / f"modem{i + 1}"),
-            )
-            for i in range(modems)
-        ]
+        ports = await _add_modems(net, data_dir, 0, modems, "")
         token = secrets.token_urlsafe(32)
-        config_path = write_demo_config(data_dir, listen, [m.url for m in sims], token)
+        config_path = write_demo_config(data_dir, listen, ports, token)
         config = load_config(config_path)
         daemon = Daemon(config, clock=clock)
         loop = asyncio.get_running_loop()
@@ -147,13 +231,84 @@ async def demo(data_dir: Path, listen: str, modems: int, out: TextIO) -> None:
         await net.close()
 
 
-def run_demo(*, data_dir: Path, listen: str, modems: int) -> int:
-    """``gatewayd demo``: logs to stderr so stdout holds the banner; exit status."""
+async def demo_nodes(
+    data_dir: Path, listen: str, modems: int, nodes: int, database: str | None, out: TextIO
+) -> None:
+    """``nodes`` daemons in this process on one PostgreSQL (``database``, or a throwaway
+    cluster), each with ``modems`` simulated modems of one network, until SIGINT/SIGTERM.
+
+    In one process: every daemon has its own store pool, metrics registry and API listener,
+    and the signal handlers are this function's, so nothing global is shared between them.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    clock = SystemClock()
+    net = _network(clock)
+    server: DevPostgres | None = None
+    daemons: list[Daemon] = []
+    try:
+        if database is None:
+            server = await DevPostgres.create()
+            await server.start()
+            database = server.dsn
+        token = secrets.token_urlsafe(32)
+        shown: list[DemoNode] = []
+        for k in range(nodes):
+            name = f"node-{k + 1}"
+            ports = await _add_modems(net, data_dir, k * modems, modems, f"{name}-")
+            path = write_demo_config(
+                data_dir,
+                _listen_for(listen, k),
+                ports,
+                token,
+                database=database,
+                node_name=name,
+                file_name=f"{name}.toml",
+                first_modem=k * modems + 1,
+            )
+            daemon = Daemon(load_config(path), clock=clock)
+            daemons.append(daemon)
+            # Tasks the daemon starts copy this context: each log event names its node.
+            with structlog.contextvars.bound_contextvars(node=name):
+                await daemon.start()
+            host, port = daemon.address
+            shown.append(DemoNode(name, f"http://{host}:{port}", path))
+        shown_db = database if server is None else f"{database} (throwaway, removed at exit)"
+        print(nodes_banner(shown, token, shown_db, modems), file=out, flush=True)
+        await stop.wait()
+    finally:
+        await asyncio.gather(*(_stop(d) for d in daemons))
+        await net.close()
+        if server is not None:
+            await server.remove()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _stop(daemon: Daemon) -> None:
+    with structlog.contextvars.bound_contextvars(node=daemon.config.node_name):
+        daemon.request_stop()
+        await daemon.stop()
+
+
+def run_demo(
+    *, data_dir: Path, listen: str, modems: int, nodes: int = 1, database: str | None = None
+) -> int:
+    """``gatewayd demo``: logs to stderr so stdout holds the banner; exit status.
+
+    One node without ``database`` is the SQLite demo; more nodes (or a ``database`` URL)
+    share one PostgreSQL.
+    """
     configure_logging(LoggingConfig(), stream=sys.stderr)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)  # the modems' pty links go there too
-        asyncio.run(demo(data_dir.resolve(), listen, modems, sys.stdout))
-    except ConfigError as exc:
+        if nodes == 1 and database is None:
+            asyncio.run(demo(data_dir.resolve(), listen, modems, sys.stdout))
+        else:
+            asyncio.run(demo_nodes(data_dir.resolve(), listen, modems, nodes, database, sys.stdout))
+    except (ConfigError, PostgresUnavailable, PostgresCommandError) as exc:
         print(f"gatewayd demo: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
