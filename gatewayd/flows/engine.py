@@ -485,7 +485,7 @@ class FlowEngine:
         async with self._lock:
             while True:
                 now = self.clock.now()
-                due = await self.store.due_enrolments(now, BATCH)
+                due = await self.store.claim_due(now, BATCH)
                 for e in due:
                     try:
                         await self._advance(e, now)
@@ -688,34 +688,39 @@ class FlowEngine:
             await record("preference", detail={"frequency": prefs.frequency.value})
             return True
         text = await self._text(e, flow, step, action, template, facts, now)
-        # otp/alert steps are never deferred: no quiet hours, caps or gap for them.
-        urgent = action.category.urgent
-        send_at = now if urgent else await self._send_at(customer, marketing, now, prefs)
-        req = SubmitRequest(
-            to=customer.phone,
-            text=text,
-            category=action.category,
-            send_at=send_at if send_at > now else None,
-            smart=self.flows.templates[template].fold_accents,
-            metadata={"flow": flow.name, "step": step, "enrolment": e.id},
-        )
-        try:
-            result = await self.gateway.submit(req, idempotency_key=f"flow:{e.id}:{step}")
-        except OptedOut:
-            await record("opted_out")
-            return False
-        except IdempotencyConflict:
-            # Submitted before a restart with another send_at: the message exists already.
-            await record(
-                "sent", send_at=send_at, deferred=self._deferral(customer, marketing, now, send_at)
+        # Nodes sharing a database serialise on the number from the caps and gap check
+        # to the send's record, so two sends to it never both pass the check.
+        async with self.store.number_lock(customer.phone):
+            # otp/alert steps are never deferred: no quiet hours, caps or gap for them.
+            urgent = action.category.urgent
+            send_at = now if urgent else await self._send_at(customer, marketing, now, prefs)
+            req = SubmitRequest(
+                to=customer.phone,
+                text=text,
+                category=action.category,
+                send_at=send_at if send_at > now else None,
+                smart=self.flows.templates[template].fold_accents,
+                metadata={"flow": flow.name, "step": step, "enrolment": e.id},
             )
-            return True
-        except GatewayError as exc:
-            log.warning("flows.send_refused", enrolment=e.id, step=step, error=exc.message)
-            await record("refused", detail={"error": exc.message})
-            return True
-        deferred = self._deferral(customer, marketing, now, send_at)
-        await record("sent", message_id=result.id, send_at=send_at, deferred=deferred)
+            try:
+                result = await self.gateway.submit(req, idempotency_key=f"flow:{e.id}:{step}")
+            except OptedOut:
+                await record("opted_out")
+                return False
+            except IdempotencyConflict:
+                # Submitted before a restart with another send_at: the message exists already.
+                await record(
+                    "sent",
+                    send_at=send_at,
+                    deferred=self._deferral(customer, marketing, now, send_at),
+                )
+                return True
+            except GatewayError as exc:
+                log.warning("flows.send_refused", enrolment=e.id, step=step, error=exc.message)
+                await record("refused", detail={"error": exc.message})
+                return True
+            deferred = self._deferral(customer, marketing, now, send_at)
+            await record("sent", message_id=result.id, send_at=send_at, deferred=deferred)
         if action.supersedes and e.order_id is not None:
             await self._supersede(action.supersedes, e.order_id, customer.id, now)
         log.info("flows.sent", flow=flow.name, step=step, message=result.id, send_at=send_at)

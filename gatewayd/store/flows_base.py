@@ -8,6 +8,7 @@ resumes every enrolment from here), the messages sent per step, short links and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -205,7 +206,12 @@ class FlowStore(Protocol):
 
     async def enrolment(self, enrolment_id: str) -> EnrolmentRecord | None: ...
     async def open_enrolments(self, customer_id: str) -> list[EnrolmentRecord]: ...
-    async def due_enrolments(self, now: datetime, limit: int) -> list[EnrolmentRecord]: ...
+    async def claim_due(self, now: datetime, limit: int) -> list[EnrolmentRecord]:
+        """Due enrolments (next step or wait timeout), earliest first, that this engine now
+        runs: on a shared database each is this node's until its next ``move`` (or until
+        its lease runs out, should the node die on the way)."""
+        ...
+
     async def next_due(self) -> datetime | None: ...
 
     async def move(
@@ -238,7 +244,15 @@ class FlowStore(Protocol):
         reason: str | None,
     ) -> int: ...
 
-    async def record_send(self, send: NewSend) -> None: ...
+    def number_lock(self, phone: str) -> AbstractAsyncContextManager[None]:
+        """Held from the caps and gap check of a send to ``phone`` to its ``record_send``:
+        on a shared database no other node checks or records a send to it meanwhile."""
+        ...
+
+    async def record_send(self, send: NewSend) -> None:
+        """Record what a send step did; once per enrolment and step (a second is ignored)."""
+        ...
+
     async def sent_step(self, enrolment_id: str, step: str) -> NewSend | None: ...
     async def send_times(
         self, customer_id: str, since: datetime, category: str | None

@@ -16,11 +16,11 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import aiosqlite
 
+from gatewayd.store import flows_rows as fr
 from gatewayd.store.flows_base import (
     CustomerRecord,
     EnrolmentRecord,
@@ -174,25 +174,12 @@ class SqliteFlowStore:
     async def unprocessed_events(self) -> list[NewEvent]:
         """Events stored but not processed (a crash came in between), oldest first."""
         rows = await self._all("SELECT * FROM flow_events WHERE processed = 0 ORDER BY seq", ())
-        return [
-            NewEvent(
-                event_id=r["event_id"],
-                type=r["type"],
-                customer_id=r["customer_id"],
-                order_id=r["order_id"],
-                occurred_at=from_db(r["occurred_at"]),
-                received_at=from_db(r["received_at"]),
-                payload=r["payload"],
-            )
-            for r in rows
-        ]
+        return [fr.event(r) for r in rows]
 
     async def event_data(self, event_id: str) -> dict[str, Any]:
         """The ``data`` object an event carried (empty when none)."""
         row = await self._one("SELECT payload FROM flow_events WHERE event_id = ?", (event_id,))
-        body = json.loads(row["payload"]) if row is not None else {}
-        data = body.get("data") if isinstance(body, dict) else None
-        return data if isinstance(data, dict) else {}
+        return fr.event_data(None if row is None else row["payload"])
 
     async def seen_event(
         self, type: str, customer_id: str, order_id: str | None, since: datetime | None
@@ -208,19 +195,19 @@ class SqliteFlowStore:
     async def customer(self, customer_id: str) -> CustomerRecord | None:
         """One customer, or None."""
         row = await self._one("SELECT * FROM flow_customers WHERE id = ?", (customer_id,))
-        return None if row is None else _customer(row)
+        return None if row is None else fr.customer(row)
 
     async def order(self, order_id: str) -> OrderRecord | None:
         """One order, or None."""
         row = await self._one("SELECT * FROM flow_orders WHERE id = ?", (order_id,))
-        return None if row is None else _order(row)
+        return None if row is None else fr.order(row)
 
     async def orders_of(self, customer_id: str) -> list[OrderRecord]:
         """Every order of a customer, oldest first."""
         rows = await self._all(
             "SELECT * FROM flow_orders WHERE customer_id = ? ORDER BY placed_at", (customer_id,)
         )
-        return [_order(r) for r in rows]
+        return [fr.order(r) for r in rows]
 
     # -- enrolments ----------------------------------------------------------------------
 
@@ -254,7 +241,7 @@ class SqliteFlowStore:
     async def enrolment(self, enrolment_id: str) -> EnrolmentRecord | None:
         """One enrolment, or None."""
         row = await self._one("SELECT * FROM flow_enrolments WHERE id = ?", (enrolment_id,))
-        return None if row is None else _enrolment(row)
+        return None if row is None else fr.enrolment(row)
 
     async def open_enrolments(self, customer_id: str) -> list[EnrolmentRecord]:
         """A customer's enrolments still running (active or waiting), oldest first."""
@@ -263,16 +250,17 @@ class SqliteFlowStore:
             " AND status IN ('active','waiting') ORDER BY started_at, rowid",
             (customer_id,),
         )
-        return [_enrolment(r) for r in rows]
+        return [fr.enrolment(r) for r in rows]
 
-    async def due_enrolments(self, now: datetime, limit: int) -> list[EnrolmentRecord]:
-        """Enrolments whose next step (or wait timeout) is due, earliest first."""
+    async def claim_due(self, now: datetime, limit: int) -> list[EnrolmentRecord]:
+        """Enrolments whose next step (or wait timeout) is due, earliest first (one process
+        runs them all: nothing to claim)."""
         rows = await self._all(
             "SELECT * FROM flow_enrolments WHERE status IN ('active','waiting')"
             " AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, rowid LIMIT ?",
             (to_db(now), limit),
         )
-        return [_enrolment(r) for r in rows]
+        return [fr.enrolment(r) for r in rows]
 
     async def next_due(self) -> datetime | None:
         """The earliest due time of any running enrolment."""
@@ -308,6 +296,11 @@ class SqliteFlowStore:
                     enrolment_id,
                 ),
             )
+
+    @contextlib.asynccontextmanager
+    async def number_lock(self, phone: str) -> AsyncIterator[None]:
+        """Nothing to take: one engine in one process sends, under its own lock."""
+        yield
 
     # -- links and clicks ----------------------------------------------------------------
 
@@ -410,7 +403,7 @@ class SqliteFlowStore:
         row = await self._one(
             "SELECT * FROM flow_sends WHERE enrolment_id = ? AND step = ?", (enrolment_id, step)
         )
-        return None if row is None else _send(row)
+        return None if row is None else fr.send(row)
 
     async def send_times(
         self, customer_id: str, since: datetime, category: str | None
@@ -650,7 +643,7 @@ class SqliteFlowStore:
             "SELECT * FROM flow_customers WHERE phone = ? ORDER BY updated_at DESC LIMIT 1",
             (phone,),
         )
-        return None if row is None else _customer(row)
+        return None if row is None else fr.customer(row)
 
     async def latest_occurred(self, type: str, order_id: str) -> datetime | None:
         """When the latest event of ``type`` for the order happened (its ``occurred_at``)."""
@@ -669,7 +662,7 @@ class SqliteFlowStore:
             f" WHERE s.flow IN ({marks}) AND e.order_id = ? AND m.status = 'queued'",
             (*flows, order_id),
         )
-        return [_send(r) for r in rows]
+        return [fr.send(r) for r in rows]
 
     async def recent_sends(self, customer_id: str, since: datetime) -> list[NewSend]:
         """The customer's sent flow messages from ``since`` on, newest first."""
@@ -678,7 +671,7 @@ class SqliteFlowStore:
             " AND send_at >= ? ORDER BY send_at DESC, seq DESC",
             (customer_id, to_db(since)),
         )
-        return [_send(r) for r in rows]
+        return [fr.send(r) for r in rows]
 
     async def record_answer(
         self, enrolment_id: str, step: str, answer: str, inbound_id: str, at: datetime
@@ -761,20 +754,7 @@ class SqliteFlowStore:
             " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             (customer_id, limit),
         )
-        return [
-            TimelineEntry(
-                customer_id=r["customer_id"],
-                at=from_db(r["at"]),
-                what=r["what"],
-                reason=r["reason"],
-                flow=r["flow"],
-                step=r["step"],
-                kind=r["kind"],
-                message_id=r["message_id"],
-                detail=json.loads(r["detail"]),
-            )
-            for r in rows
-        ]
+        return [fr.timeline(r) for r in rows]
 
     # -- metrics -------------------------------------------------------------------------
 
@@ -831,86 +811,4 @@ class SqliteFlowStore:
             """,
             (reply_window, reply_window, conversion_window, conversion_window, to_db(since)),
         )
-        counted = (
-            "sent",
-            "skipped",
-            "delivered",
-            "failed",
-            "clicked",
-            "replied",
-            "opted_out",
-            "converted",
-            "answered",
-        )
-        return [
-            StepCounts(
-                flow=r["flow"],
-                step=r["step"],
-                **{k: int(r[k] or 0) for k in counted},
-                variant=r["variant"],
-                holdout=int(r["holdout"] or 0),
-                # Totals are decimal strings: summed here exactly, never as SQL floats.
-                revenue=sum((Decimal(x) for x in (r["totals"] or "").split()), Decimal(0)),
-            )
-            for r in rows
-        ]
-
-
-def _send(row: sqlite3.Row) -> NewSend:
-    return NewSend(
-        row["enrolment_id"],
-        row["flow"],
-        row["step"],
-        row["customer_id"],
-        row["phone"],
-        row["category"],
-        row["outcome"],
-        row["message_id"],
-        from_db(row["at"]),
-        from_db(row["send_at"]),
-        row["variant"],
-    )
-
-
-def _customer(row: sqlite3.Row) -> CustomerRecord:
-    return CustomerRecord(
-        id=row["id"],
-        phone=row["phone"],
-        name=row["name"],
-        locale=row["locale"],
-        timezone=row["timezone"],
-        country=row["country"],
-        consent_transactional=bool(row["consent_transactional"]),
-        consent_marketing=bool(row["consent_marketing"]),
-        consent_source=row["consent_source"],
-        consent_at=opt_from_db(row["consent_at"]),
-    )
-
-
-def _order(row: sqlite3.Row) -> OrderRecord:
-    data = json.loads(row["payload"])
-    return OrderRecord(
-        id=row["id"],
-        customer_id=row["customer_id"],
-        placed_at=from_db(row["placed_at"]),
-        status=row["status"],
-        total=Decimal(row["total"]),
-        currency=row["currency"],
-        data=data if isinstance(data, dict) else {},
-    )
-
-
-def _enrolment(row: sqlite3.Row) -> EnrolmentRecord:
-    return EnrolmentRecord(
-        id=row["id"],
-        flow=row["flow"],
-        customer_id=row["customer_id"],
-        order_id=row["order_id"],
-        event_id=row["event_id"],
-        status=EnrolmentStatus(row["status"]),
-        step=int(row["step"]),
-        due_at=opt_from_db(row["due_at"]),
-        waiting_for=row["waiting_for"],
-        started_at=from_db(row["started_at"]),
-        exit_reason=row["exit_reason"],
-    )
+        return [fr.step_counts(r) for r in rows]

@@ -48,7 +48,7 @@ from gatewayd.store.errors import (
 )
 from gatewayd.store.events import WEBHOOK_LEASE_SECONDS, inbound_data, message_data, optout_data
 from gatewayd.store.ids import new_id
-from gatewayd.store.numbers import digits, digits_match
+from gatewayd.store.numbers import digits, digits_match, erased
 from gatewayd.store.postgres_migrate import pg_migrate
 from gatewayd.store.records import (
     GONE_OUT,
@@ -94,6 +94,12 @@ _DEPTH = "SELECT SUM(value) FROM queue_depth"
 CHANNEL = "gatewayd_queued"
 # Opt-out list changes: {"node", "number", "scope"} (scope null: removed).
 OPTOUT_CHANNEL = "gatewayd_optout"
+
+# The scope covering a number: its own entry, or its erased customer's (the hash); the
+# wider scope first when both exist.
+_OPTED_OUT = (
+    "SELECT scope FROM optouts WHERE number = ANY($1::text[]) ORDER BY scope = 'all' DESC LIMIT 1"
+)
 
 _GONE_OUT_SQL = ",".join(f"'{s.value}'" for s in sorted(GONE_OUT))
 
@@ -534,9 +540,8 @@ class PostgresStore:
                 if existing is not None:
                     return Inserted(existing, duplicate=True)
         if not item.optout_exempt:
-            scope = await tx.db.fetchval(
-                "SELECT scope FROM optouts WHERE number = $1", item.recipient
-            )
+            # An erased customer's opt-out is kept under the hash of the number.
+            scope = await tx.db.fetchval(_OPTED_OUT, [item.recipient, erased(item.recipient)])
             if scope is not None and OptOutScope(scope).covers(item.category):
                 raise RecipientOptedOut(item.recipient, scope)
         now = to_db(item.created_at)
@@ -744,7 +749,7 @@ class PostgresStore:
                 return None
             if not head["optout_exempt"]:
                 scope = await tx.db.fetchval(
-                    "SELECT scope FROM optouts WHERE number = $1", head["recipient"]
+                    _OPTED_OUT, [head["recipient"], erased(head["recipient"])]
                 )
                 if scope is not None and OptOutScope(scope).covers(Category(head["category"])):
                     await self._finish(
@@ -826,7 +831,7 @@ class PostgresStore:
                 raise ClaimLost(message_id, f"SIM {identity} is not this node's")
             if not head["optout_exempt"]:
                 scope = await tx.db.fetchval(
-                    "SELECT scope FROM optouts WHERE number = $1", head["recipient"]
+                    _OPTED_OUT, [head["recipient"], erased(head["recipient"])]
                 )
                 if scope is not None and OptOutScope(scope).covers(Category(head["category"])):
                     raise RecipientOptedOut(head["recipient"], scope)
