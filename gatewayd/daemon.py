@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -33,6 +35,7 @@ from gatewayd.config import (
     read_secret_file,
 )
 from gatewayd.core import Gateway
+from gatewayd.core.journal import OutcomeJournal
 from gatewayd.core.webhooks import WebhookWorker
 from gatewayd.fleet.alarms import AlarmMonitor
 from gatewayd.fleet.binding import sim_pins
@@ -46,9 +49,9 @@ from gatewayd.flows import FlowEngine, check_templates, load_flows
 from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
 from gatewayd.store import Store, StoreError, open_store
-from gatewayd.store.conversations_sqlite import SqliteConversations
+from gatewayd.store.conversations_base import Conversations, open_conversations
 from gatewayd.store.flows_sqlite import SqliteFlowStore
-from gatewayd.store.quota_sqlite import SqliteSentCounts
+from gatewayd.store.quota_base import SentCounts, open_sent_counts
 
 log = structlog.get_logger(__name__)
 
@@ -110,9 +113,9 @@ class Daemon:
         self.credit: CreditMonitor | None = None
         self.calls: CallService | None = None
         self.warmup: Warmup | None = None
-        self._inbox: SqliteConversations | None = None
+        self._inbox: Conversations | None = None
         self.quota: QuotaMonitor | None = None
-        self._sent_counts: SqliteSentCounts | None = None
+        self._sent_counts: SentCounts | None = None
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
@@ -152,7 +155,13 @@ class Daemon:
                 # same on every node, however far off this host's clock is.
                 self.store.on_clock_offset(self.clock.set_offset)
             self.modems = [self._make_modem(m, secrets.pins) for m in config.modems]
-            self.gateway = Gateway(config, self.store, clock=self.clock, modems=self.modems)
+            self.gateway = Gateway(
+                config,
+                self.store,
+                clock=self.clock,
+                modems=self.modems,
+                journal=OutcomeJournal(journal_path(config)),
+            )
             # The gateway's handlers are in place before a modem can hand over an SMS.
             await self.gateway.start()
             calls = self.calls = CallService(
@@ -261,26 +270,18 @@ class Daemon:
         await web.TCPSite(self._links_runner, host.strip("[]"), int(port)).start()
 
     async def _start_quota(self) -> None:
-        # Monthly quotas count from the SQLite file (PostgreSQL: not yet); loaded before
-        # the modems start so that no SIM sends past its quota at start.
-        database = self.config.database
-        sqlite = not ("://" in database and not database.startswith("sqlite://"))
-        if self.gateway is None or not sqlite or database == ":memory:":
+        # Loaded before the modems start, so that no SIM sends past its quota at start.
+        if self.gateway is None or not any(s.monthly_quota is not None for s in self.config.sims):
             return
-        if not any(s.monthly_quota is not None for s in self.config.sims):
+        self._sent_counts = await open_sent_counts(self.config.database)
+        if self._sent_counts is None:  # in-memory SQLite: no second connection sees it
             return
-        self._sent_counts = SqliteSentCounts(database)
-        await self._sent_counts.open()
         self.quota = QuotaMonitor(self.config, self.gateway, self._sent_counts, clock=self.clock)
         await self.quota.start()
 
-    async def _open_inbox(self) -> SqliteConversations | None:
-        # The inbox reads the SQLite file on a connection of its own (PostgreSQL: not yet).
-        database = self.config.database
-        if ("://" in database and not database.startswith("sqlite://")) or database == ":memory:":
-            return None
-        self._inbox = SqliteConversations(database)
-        await self._inbox.open()
+    async def _open_inbox(self) -> Conversations | None:
+        # The inbox reads the store's tables on a connection (pool) of its own.
+        self._inbox = await open_conversations(self.config.database)
         return self._inbox
 
     @property
@@ -485,6 +486,20 @@ class Daemon:
         for modem in modems:
             if modem.apply_pins(pins):
                 log.info("config.pin_retry", modem=modem.name)
+
+
+def journal_path(config: GatewayConfig) -> Path | None:
+    """Where +CMGS answers wait while the database is unreachable (core/journal.py): next
+    to an SQLite file; on PostgreSQL in systemd's state directory, else beside the config."""
+    database = config.database
+    if database == ":memory:":
+        return None
+    if "://" not in database or database.startswith("sqlite://"):
+        path = Path(database.removeprefix("sqlite://"))
+        return path.with_name(path.name + ".outcomes")
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    base = Path(state) if state else (config.source.parent if config.source else Path.cwd())
+    return base / f"outcomes-{config.node_name}.journal"
 
 
 def restart_needed(old: GatewayConfig, new: GatewayConfig) -> list[str]:

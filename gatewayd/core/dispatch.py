@@ -58,6 +58,7 @@ from gatewayd.config.model import (
     ModemConfig,
     UnknownOutcomeRule,
 )
+from gatewayd.core.journal import SentOutcome
 from gatewayd.core.limiter import Limiter
 from gatewayd.core.observe import MessageStatusChanged, Observers, PartSent, SendFailed
 from gatewayd.core.ports import ModemPort
@@ -70,6 +71,7 @@ from gatewayd.store import (
     RecipientOptedOut,
     RouteQuery,
     Store,
+    StoreError,
     WrongState,
 )
 from gatewayd.store.records import PENDING_STATUSES
@@ -108,6 +110,8 @@ class DispatchContext(Protocol):
     def wake_all(self) -> None: ...
 
     def reencode(self, msg: MessageRecord) -> list[tuple[str, int]]: ...
+
+    async def keep_outcome(self, outcome: SentOutcome) -> None: ...
 
 
 @dataclass
@@ -382,7 +386,19 @@ class ModemWorker:
             self._last_cms = None
             self.counters.sent += 1
             done = clock.now()
-            status = await store.part_sent(msg.id, part.seq, mr, done, counted_at=counted)
+            epoch = store.claim_epoch(msg.id)
+            try:
+                status = await store.part_sent(msg.id, part.seq, mr, done, counted_at=counted)
+            except StoreError:
+                raise
+            except Exception as exc:
+                # The part left; the database did not take the answer. Keep it on disk and
+                # drop the message until the store is back (no further part is started).
+                await self._ctx.keep_outcome(
+                    SentOutcome(msg.id, part.seq, mr, done, counted, epoch)
+                )
+                mlog.warning("dispatch.outcome_journaled", part=part.seq, mr=mr, error=repr(exc))
+                return
             self._recorded.set()
             seconds = (done - counted).total_seconds()
             self._ctx.observers.emit(PartSent(msg.id, part.seq, self.name, identity, seconds, done))

@@ -31,6 +31,7 @@ from gatewayd.core.errors import (
     ValidationError,
 )
 from gatewayd.core.inbound import InboundService
+from gatewayd.core.journal import OutcomeJournal, SentOutcome, replay
 from gatewayd.core.limiter import DAY, Limiter
 from gatewayd.core.observe import (
     MessageQueued,
@@ -69,6 +70,9 @@ SWEEP_MAX_SECONDS = 3600.0
 # Longest a status report waits for the send in flight on its modem to be recorded: a
 # +CMGS answer may take two minutes (unknown outcome after that).
 REPORT_WAITS_FOR_SEND_SECONDS = 150.0
+# Journaled answers are retried this soon, then less often while the store stays away.
+JOURNAL_RETRY_SECONDS = 1.0
+JOURNAL_RETRY_MAX_SECONDS = 5.0
 
 
 class Gateway:
@@ -81,10 +85,14 @@ class Gateway:
         *,
         clock: Clock,
         modems: Sequence[ModemPort],
+        journal: OutcomeJournal | None = None,
     ) -> None:
         self._config = config
         self.store = store
         self.clock = clock
+        # +CMGS answers the store could not take (database unreachable), until it can.
+        self.journal = journal or OutcomeJournal()
+        self._journal_task: asyncio.Task[None] | None = None
         self._optouts: dict[str, OptOutScope] = {}
         self._send_log: dict[str, list[datetime]] = {}
         self._limiters: dict[str, Limiter] = {}
@@ -116,6 +124,30 @@ class Gateway:
     def config(self) -> GatewayConfig:
         """The configuration in force."""
         return self._config
+
+    async def keep_outcome(self, outcome: SentOutcome) -> None:
+        """Journal a part's answer the store did not take; written when it answers again."""
+        await self.journal.add(outcome)
+        self._start_journal_writer()
+
+    def _start_journal_writer(self) -> None:
+        if self._journal_task is None or self._journal_task.done():
+            self._journal_task = asyncio.create_task(self._journal_loop(), name="journal")
+
+    async def _journal_loop(self) -> None:
+        # Real time, not the business clock: this waits for a database, not for a deadline.
+        delay = JOURNAL_RETRY_SECONDS
+        while not await self._write_journal():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, JOURNAL_RETRY_MAX_SECONDS)
+
+    async def _write_journal(self) -> bool:
+        if not self.journal.pending:
+            return True
+        wait = timedelta(seconds=self._config.sending.failover_wait_seconds)
+        done = await replay(self.journal, self.store, self.clock.now(), bound_for=wait)
+        self.wake_all()
+        return done
 
     def limiter(self, identity: str, limits: Limits) -> Limiter:
         """The limiter of one SIM (created from the send log loaded at start)."""
@@ -200,6 +232,10 @@ class Gateway:
         self.store.on_optout(self._optout_elsewhere)
         now = self.clock.now()
         self._optouts.update(await self.store.optouts())
+        # Answers a previous run could not write come first: recover would call those
+        # parts unknown.
+        await self.journal.load()
+        await self._write_journal()
         unconfirmed, requeued = await self.store.recover(
             now,
             resend_categories=resend_categories(cfg),
@@ -217,6 +253,8 @@ class Gateway:
         for worker in self._workers.values():
             worker.start()
         self._sweep_task = asyncio.create_task(self._sweep_loop(), name="gateway-sweep")
+        if self.journal.pending:
+            self._start_journal_writer()
         self._started = True
         log.info("gateway.started", modems=len(self._workers), queued=self.queue_depth())
 
@@ -242,11 +280,12 @@ class Gateway:
     async def stop(self, *, drain_timeout: float = 8.0) -> None:
         """Stop taking work: in-flight sends finish (up to ``drain_timeout``), the rest waits."""
         await asyncio.gather(*(w.stop(drain_timeout) for w in self._workers.values()))
-        task, self._sweep_task = self._sweep_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._sweep_task, self._journal_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweep_task = self._journal_task = None
         self._started = False
         log.info("gateway.stopped", queued=self.queue_depth())
 

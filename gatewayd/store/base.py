@@ -123,8 +123,18 @@ class Store(Protocol):
         now: datetime,
         *,
         counted_at: datetime | None = None,
+        epoch: int | None = None,
     ) -> MessageStatus:
-        """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part."""
+        """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part.
+
+        ``epoch``: the claim the part was sent under, when the answer is written later from
+        the outcome journal (PostgreSQL fences on it; ``ClaimLost`` once another node took
+        the message over).
+        """
+        ...
+
+    def claim_epoch(self, message_id: str) -> int | None:
+        """The epoch of this node's claim on ``message_id`` (``None``: SQLite, or none)."""
         ...
 
     async def part_unconfirmed(

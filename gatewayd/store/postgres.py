@@ -479,9 +479,11 @@ class PostgresStore:
         )
         await self._event(tx, event, message_data(msg), now, msg.callback_url, sequence)
 
-    async def _fence(self, tx: _Tx, message_id: str) -> None:
-        """Lock the message row; raise ``ClaimLost`` unless this node's claim still holds."""
-        epoch = self._claims.get(message_id)
+    async def _fence(self, tx: _Tx, message_id: str, epoch: int | None = None) -> None:
+        """Lock the message row; raise ``ClaimLost`` unless this node's claim (``epoch``,
+        by default the one this process holds) still holds."""
+        if epoch is None:
+            epoch = self._claims.get(message_id)
         row = await tx.db.fetchrow(
             "SELECT status, claim_node, claim_epoch FROM messages WHERE id = $1 FOR UPDATE",
             message_id,
@@ -491,6 +493,11 @@ class PostgresStore:
         if epoch is None or row["claim_node"] != self.node or row["claim_epoch"] != epoch:
             self._claims.pop(message_id, None)
             raise ClaimLost(message_id, f"claimed by {row['claim_node'] or 'nobody'} now")
+        self._claims[message_id] = epoch
+
+    def claim_epoch(self, message_id: str) -> int | None:
+        """The epoch of this process's claim on ``message_id`` (``None``: not claimed here)."""
+        return self._claims.get(message_id)
 
     async def _release(self, tx: _Tx, message_id: str) -> None:
         await tx.db.execute(
@@ -855,14 +862,16 @@ class PostgresStore:
         now: datetime,
         *,
         counted_at: datetime | None = None,
+        epoch: int | None = None,
     ) -> MessageStatus:
         """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part.
 
         ``counted_at``: when the part was counted against its SIM's limits; the count moves
-        to ``now`` (the SMS left in between).
+        to ``now`` (the SMS left in between). ``epoch``: the claim the part went under, for
+        an answer written late from the outcome journal (also after this node restarted).
         """
         async with self._tx() as tx:
-            await self._fence(tx, message_id)
+            await self._fence(tx, message_id, epoch)
             if counted_at is not None:
                 await self._move_count(tx, message_id, seq, counted_at, now)
             await tx.db.execute(

@@ -185,6 +185,11 @@ class SqliteStore:
         """Never called: one host, so no other node changes the opt-out list."""
         del callback
 
+    def claim_epoch(self, message_id: str) -> int | None:
+        """Always ``None``: one host, no claims between nodes."""
+        del message_id
+        return None
+
     def on_clock_offset(self, callback: Callable[[float], None]) -> None:
         """Never called: the file is this host's own, and so is its one clock."""
         del callback
@@ -528,12 +533,15 @@ class SqliteStore:
         now: datetime,
         *,
         counted_at: datetime | None = None,
+        epoch: int | None = None,
     ) -> MessageStatus:
         """Record ``+CMGS: <mr>``; the message becomes ``sent`` with its last part.
 
         ``counted_at``: when the part was counted against its SIM's limits; the count moves
-        to ``now`` (the SMS left in between).
+        to ``now`` (the SMS left in between). ``epoch`` is always ``None`` here: one host,
+        no claims to fence.
         """
+        del epoch
         async with self._tx() as tx:
             if counted_at is not None:
                 await tx.db.execute(
