@@ -1,4 +1,9 @@
-"""A flow engine over a real SQLite Gateway with the core's fake modems and a manual clock."""
+"""A flow engine over a real Gateway with the core's fake modems and a manual clock.
+
+The gateway's store and the flow store are both SQLite, or both PostgreSQL (a fresh schema)
+when :data:`DATABASE` names one: ``conftest.py`` runs every test using :func:`start_flows`
+on each (the flows read the core's tables, so the two always share one database).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,19 @@ from typing import Any
 from drivers.clock import ManualClock
 from drivers.pdu import StatusReport, decode, encode_status_report
 from gatewayd.config import FlowsConfig, KeywordConfig
+from gatewayd.core import Gateway
 from gatewayd.flows import EventOutcome, FlowEngine, FlowSet, load_flows, parse_event
+from gatewayd.store.flows_base import FlowStore
+from gatewayd.store.flows_postgres import PostgresFlowStore
 from gatewayd.store.flows_sqlite import SqliteFlowStore
+from gatewayd.store.postgres import PostgresStore
 from tests.gatewayd.core.fakes import FakeModem, Harness, Sent, config, modem_config, start
 
 EXAMPLE_FLOWS = Path(__file__).resolve().parents[3] / "config" / "flows.toml"
 ES = "+34600000001"
 BASE = "https://go.example.com"
+# The PostgreSQL DSN the next start_flows uses (set per test by conftest.py); None: SQLite.
+DATABASE: str | None = None
 
 
 def settings(**kwargs: Any) -> FlowsConfig:
@@ -34,7 +45,12 @@ class FlowHarness:
 
     h: Harness
     engine: FlowEngine
-    store: SqliteFlowStore
+    store: FlowStore
+    database: str  # the SQLite file or the PostgreSQL DSN both stores use
+
+    @property
+    def postgres(self) -> bool:
+        return self.database.startswith("postgresql://")
 
     @property
     def clock(self) -> ManualClock:
@@ -50,6 +66,22 @@ class FlowHarness:
 
     def texts(self, to: str | None = None) -> list[str]:
         return [s.text for s in self.sends if to is None or s.recipient == to]
+
+    async def rows(self, sql: str, *params: Any) -> list[Any]:
+        """Rows of a query written for SQLite (``?`` marks), on either database."""
+        if isinstance(self.store, PostgresFlowStore):
+            n = iter(range(1, 100))
+            pg_sql = "".join(f"${next(n)}" if ch == "?" else ch for ch in sql)
+            return await self.store._all(pg_sql, *params)
+        assert isinstance(self.store, SqliteFlowStore)
+        return await self.store._all(sql, params)
+
+    async def reopen_store(self) -> FlowStore:
+        """Close the flow store and open a new one on the same database (a restart)."""
+        await self.store.close()
+        self.store = flow_store(self.database)
+        await self.store.open()
+        return self.store
 
     async def post(self, body: dict[str, Any]) -> EventOutcome:
         """Post an event as the API would, then run what is due and let the modem send."""
@@ -120,8 +152,23 @@ async def start_flows(
         modem_config("m1"),
         keywords=KeywordConfig(stop_reply="Baja confirmada."),
     )
-    h = await start(cfg, clock, [FakeModem("m1", "SIM1", clock)])
-    store = SqliteFlowStore(cfg.database)
+    modem = FakeModem("m1", "SIM1", clock)
+    if DATABASE is None:
+        h = await start(cfg, clock, [modem])
+        database = cfg.database
+    else:
+        database = DATABASE
+        # Workers sleep until the next due time (a NOTIFY wakes them for new work), as
+        # the SQLite gateway's do: the manual clock then stops at exact send times.
+        core = PostgresStore(
+            database, webhook_url=cfg.webhooks.url, node="test", poll_seconds=3600.0
+        )
+        await core.open()
+        gateway = Gateway(cfg, core, clock=clock, modems=[modem])
+        await gateway.start()
+        h = Harness(gateway, core, clock, {modem.name: modem})  # type: ignore[arg-type]
+        await h.idle()
+    store = flow_store(database)
     await store.open()
     engine = FlowEngine(
         h.gateway,
@@ -131,7 +178,14 @@ async def start_flows(
         clock=clock,
     )
     engine.listen()
-    return FlowHarness(h, engine, store)
+    return FlowHarness(h, engine, store, database)
+
+
+def flow_store(database: str) -> FlowStore:
+    """The (unopened) flow store on ``database``: the test's node is "test"."""
+    if database.startswith("postgresql://"):
+        return PostgresFlowStore(database, node="test")
+    return SqliteFlowStore(database)
 
 
 _SEQ = iter(range(1, 1_000_000))

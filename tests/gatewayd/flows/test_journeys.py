@@ -9,7 +9,6 @@ from pathlib import Path
 from drivers.clock import ManualClock
 from gatewayd.flows import FlowEngine, load_flows, parse_event
 from gatewayd.store.flows_base import EnrolmentStatus
-from gatewayd.store.flows_sqlite import SqliteFlowStore
 from tests.gatewayd.flows.harness import (
     BASE,
     CAPSULES,
@@ -28,9 +27,7 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Madrid
 
 
 async def enrolments(fh: FlowHarness, customer: str = "c-1") -> dict[str, EnrolmentStatus]:
-    rows = await fh.store._all(
-        "SELECT flow, status FROM flow_enrolments WHERE customer_id = ?", (customer,)
-    )
+    rows = await fh.rows("SELECT flow, status FROM flow_enrolments WHERE customer_id = ?", customer)
     return {r["flow"]: EnrolmentStatus(r["status"]) for r in rows}
 
 
@@ -204,9 +201,7 @@ async def test_stop_mid_flow_ends_every_marketing_step(tmp_path: Path, clock: Ma
         assert fh.texts()[2] == "Baja confirmada."
         await fh.advance(120 * DAY)
         assert len(fh.sends) == 3  # no review, no replenishment, no re-engagement
-        rows = await fh.store._all(
-            "SELECT flow, status, exit_reason FROM flow_enrolments ORDER BY flow", ()
-        )
+        rows = await fh.rows("SELECT flow, status, exit_reason FROM flow_enrolments ORDER BY flow")
         ended = {r["flow"]: (r["status"], r["exit_reason"]) for r in rows}
         for flow in ("digital_onboarding", "replenishment", "reengagement"):
             assert ended[flow] == ("exited", "opted_out"), flow
@@ -224,7 +219,7 @@ async def test_marketing_without_consent_is_skipped_and_transactional_still_goes
         await fh.emit("order.placed", items=[EBOOK], marketing=False)
         await fh.advance(4 * DAY)
         assert len(fh.sends) == 2  # confirmation and access; the review is marketing
-        sent = await fh.store._all("SELECT step, outcome FROM flow_sends ORDER BY seq", ())
+        sent = await fh.rows("SELECT step, outcome FROM flow_sends ORDER BY seq")
         assert ("feedback", "no_consent") in [(r["step"], r["outcome"]) for r in sent]
     finally:
         await fh.close()
@@ -274,7 +269,7 @@ async def test_an_event_id_is_idempotent_and_unknown_types_are_kept(
         assert not other.duplicate
         await fh.advance(HOUR)
         assert len(fh.sends) == 1
-        rows = await fh.store._all("SELECT type FROM flow_events ORDER BY seq", ())
+        rows = await fh.rows("SELECT type FROM flow_events ORDER BY seq")
         assert [r["type"] for r in rows] == ["order.placed", "cart.abandoned"]
     finally:
         await fh.close()
@@ -290,10 +285,7 @@ async def test_a_restart_resumes_every_enrolment_where_it_was(
         await fh.advance(DAY)
         # The engine goes away (a restart): a new one on the same file carries on.
         await fh.engine.stop()
-        await fh.store.close()
-        store = SqliteFlowStore(str(tmp_path / "gw.db"))
-        await store.open()
-        fh.store = store
+        store = await fh.reopen_store()
         fh.engine = FlowEngine(
             fh.h.gateway, store, load_flows(EXAMPLE_FLOWS), settings(), clock=clock
         )

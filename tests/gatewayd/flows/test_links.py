@@ -67,7 +67,7 @@ async def links(fh: FlowHarness) -> AsyncIterator[Links]:
 
 
 async def clicks(fh: FlowHarness) -> list[tuple[str, int, str | None]]:
-    rows = await fh.store._all("SELECT method, counted, reason FROM flow_clicks ORDER BY seq", ())
+    rows = await fh.rows("SELECT method, counted, reason FROM flow_clicks ORDER BY seq")
     return [(r["method"], r["counted"], r["reason"]) for r in rows]
 
 

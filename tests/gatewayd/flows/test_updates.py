@@ -138,7 +138,7 @@ async def test_a_survey_reply_4_is_recorded_against_its_step_and_branches(
         await fh.settle()
         await fh.modem.wait_sends(2)
         assert fh.texts()[1] == "Tienda: ¡Gracias! Cuéntalo aquí: " + fh.texts()[1].split(": ")[-1]
-        rows = await fh.store._all("SELECT step, answer FROM survey_answers", ())
+        rows = await fh.rows("SELECT step, answer FROM survey_answers")
         assert [(r["step"], r["answer"]) for r in rows] == [("rate", "4")]
         await fh.modem.receive_text(ES, "1", clock.now())  # a second reply changes nothing
         await fh.advance(HOUR)
