@@ -75,6 +75,8 @@ class EngineHost(Protocol):
 
     async def execute(self, command: AtCommand) -> list[str]: ...
 
+    async def before_prompt(self) -> None: ...
+
 
 def split_args(text: str) -> tuple[tuple[str, ...], tuple[bool, ...]]:
     """Split ``a,"b,c",d`` into values (quotes removed) and whether each was quoted."""
@@ -245,6 +247,7 @@ class AtEngine:
 
     async def prompt(self) -> bytes | None:
         """Print the ``> `` prompt and read the message up to Ctrl-Z; None after Esc."""
+        await self._host.before_prompt()
         self._in_prompt = True
         self._host.write(b"\r\n> ")
         self._host.record("prompt", "")

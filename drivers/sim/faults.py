@@ -51,6 +51,9 @@ class Faults:
     # Take each part's Ctrl-Z but answer +CMGS only once this is cleared (a stalled network;
     # a send in flight when its host dies). The part leaves when released, as it would.
     hold_sends: bool = False
+    # Print the ``> `` prompt after AT+CMGS only once this is cleared (a modem slow to
+    # prompt: the host waits there with the part ready).
+    hold_prompt: bool = False
 
     def update(self, **changes: Any) -> None:
         """Set several knobs at once; ValueError naming an unknown or invalid one."""

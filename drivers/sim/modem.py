@@ -43,7 +43,8 @@ log = structlog.get_logger(__name__)
 CNMA_TIMEOUT = 15.0
 # A modem keeps between this many and twice this many recent events.
 EVENT_HISTORY = 10_000
-# A held send (faults.hold_sends) fails after this long, as a modem gives up on the network.
+# A held send (faults.hold_sends) fails after this long, as a modem gives up on the network;
+# a held prompt (faults.hold_prompt) is printed after it at the latest.
 HOLD_LIMIT_SECONDS = 3600.0
 
 
@@ -394,6 +395,16 @@ class SimModem:
         """The modem's own TP-MR: increments per part, mod 256."""
         self._mr = (self._mr + 1) % 256
         return self._mr
+
+    async def before_prompt(self) -> None:
+        """Hold the ``> `` prompt while ``faults.hold_prompt`` is set."""
+        if not self.faults.hold_prompt:
+            return
+        self.record("prompt_held", "")
+        with contextlib.suppress(TimeoutError):
+            await self._waiters.wait_for(
+                lambda: not self.faults.hold_prompt, HOLD_LIMIT_SECONDS, "hold_prompt cleared"
+            )
 
     async def send_part(self, part: OutgoingPart) -> int:
         """Send one part: latency, injected failures, the log entry; returns the TP-MR."""

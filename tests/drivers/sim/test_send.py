@@ -170,6 +170,22 @@ async def test_held_send_waits_for_release_then_leaves(clock: ManualClock, net: 
     await client.close()
 
 
+async def test_held_prompt_waits_for_release_and_esc_sends_nothing(net: SimNetwork) -> None:
+    modem = await net.add_modem("generic", latency=(0.0, 0.0))
+    modem.set_fault(hold_prompt=True)
+    client = await AtClient.open(modem.url)
+    await client.command("ATE0")
+    part = encode_submit(HANDSET, "held", srr=False)[0]
+    await client.write(f"AT+CMGS={part.length}\r".encode())
+    await modem.wait_event("prompt_held")
+    modem.set_fault(hold_prompt=False)
+    await client.read_until(PROMPT)
+    await client.write(b"\x1b")  # the host changed its mind at the prompt
+    await client.read_until(b"OK\r\n")
+    assert modem.sent == []
+    await client.close()
+
+
 async def test_status_report_as_cds(clock: ManualClock, net: SimNetwork) -> None:
     net.add_handset(HANDSET, report="delivered", report_delay=5.0)
     modem = await net.add_modem("generic")
