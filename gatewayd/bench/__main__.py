@@ -1,8 +1,8 @@
 """``python -m gatewayd.bench`` (what ``scripts/bench`` runs): measure, print a table, write JSON.
 
 Sections: pdu (codec micro-benchmark), ingest, e2e, figures (DESIGN's two latencies), util,
-scale, footprint. The daemon and the simulator run as subprocesses from this source tree;
-nothing here asserts a time.
+scale, footprint, multinode (1-3 daemons on one throwaway PostgreSQL). The daemon and the
+simulator run as subprocesses from this source tree; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gatewayd.bench import sections
+from gatewayd.bench import multinode, sections
 from gatewayd.bench.report import render
 
-ALL = ("pdu", "ingest", "e2e", "figures", "util", "scale", "footprint")
+ALL = ("pdu", "ingest", "e2e", "figures", "util", "scale", "footprint", "multinode")
 
 
 def machine() -> dict[str, Any]:
@@ -108,6 +108,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         elif name == "footprint":
             big = work / "scale" / f"backlog-{sizes.backlogs[-1]}" / "gatewayd.db"
             res[name] = await sections.footprint(here, sizes, big)
+        elif name == "multinode":
+            res[name] = await multinode.multinode(here, sizes)
     doc["seconds"] = round(time.monotonic() - t0, 1)
     return doc
 

@@ -43,6 +43,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds so far of ``pid`` and of its children, by pid (a PostgreSQL server: the
+    postmaster and its backends; a backend that exits between two looks takes its share)."""
+    out = {pid: cpu_seconds(pid)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            child = int(entry.name)
+            out[child] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of ``pid`` in KiB."""
     out: dict[str, int] = {}
@@ -70,14 +88,22 @@ class ModemSpec:
     max_per_minute: int | None = None
 
 
-def write_config(workdir: Path, port: int, modems: list[ModemSpec], *, level: str) -> Path:
+def write_config(
+    workdir: Path,
+    port: int,
+    modems: list[ModemSpec],
+    *,
+    level: str,
+    database: str = "gatewayd.db",
+    node_name: str = "bench",
+) -> Path:
     """Write ``gatewayd.toml`` and its token file in ``workdir``; return the config path."""
     token = workdir / "api-token"
     token.write_text(secrets.token_urlsafe(24) + "\n")
     token.chmod(0o600)
     lines = [
-        'database = "gatewayd.db"',
-        'node_name = "bench"',
+        f'database = "{database}"',
+        f'node_name = "{node_name}"',
         "",
         "[api]",
         f'listen = "127.0.0.1:{port}"',
@@ -105,12 +131,26 @@ def write_config(workdir: Path, port: int, modems: list[ModemSpec], *, level: st
 
 
 class DaemonProc:
-    """``gatewayd run --config`` in ``workdir``, logging to ``workdir/daemon.log``."""
+    """``gatewayd run --config`` in ``workdir``, logging to ``workdir/daemon.log``.
 
-    def __init__(self, workdir: Path, modems: list[ModemSpec], *, level: str = "info") -> None:
+    ``database`` is the config's (the SQLite file ``workdir/gatewayd.db`` by default, or a
+    ``postgresql://`` URL shared by several daemons, each with its own ``node_name``).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        modems: list[ModemSpec],
+        *,
+        level: str = "info",
+        database: str = "gatewayd.db",
+        node_name: str = "bench",
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.config = write_config(workdir, self.port, modems, level=level)
+        self.config = write_config(
+            workdir, self.port, modems, level=level, database=database, node_name=node_name
+        )
         self.token = (workdir / "api-token").read_text().strip()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "gatewayd.db"

@@ -147,6 +147,8 @@ def render(doc: dict[str, Any]) -> str:
             "< 100",
             _le(fp["load_rss_max_kib"] / 1024, 100),
         )
+    if "multinode" in res:
+        _multinode_rows(rows, res["multinode"])
     width = max((len(r[0]) for r in rows), default=10)
     head = (
         f"gatewayd benchmarks ({doc['mode']}): {m['cores']} cores, {m['cpu_model']}, "
@@ -155,3 +157,44 @@ def render(doc: dict[str, Any]) -> str:
     lines = [head, ""]
     lines += [f"{n:<{width}}  {v:>12}  {t:<20} {ok}".rstrip() for n, v, t, ok in rows]
     return "\n".join(lines)
+
+
+def _multinode_rows(rows: list[tuple[str, str, str, str]], mn: dict[str, Any]) -> None:
+    if "skipped" in mn:
+        _row(rows, "multinode: skipped", mn["skipped"], "", None)
+        return
+    runs = [(f"{n} node(s) on PostgreSQL", r) for n, r in mn["postgres"].items()]
+    if "sqlite_1" in mn:
+        runs.append(("1 node on SQLite", mn["sqlite_1"]))
+    for label, r in runs:
+        e2e = r["e2e"]
+        _row(
+            rows, f"multinode {label}: ingest batch msgs/s", r["ingest"]["accepted_per_s"], "", None
+        )
+        _row(
+            rows,
+            f"multinode {label}: e2e parts/s",
+            e2e["sent_per_s"],
+            f"{e2e['modems']} modems",
+            None,
+        )
+        cpu = e2e["cpu_s_per_1000"]
+        split = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+        _row(rows, f"multinode {label}: e2e CPU s/1,000", sum(cpu.values()), split, None)
+    for n, ratio in mn["ratio_to_1_node"].items():
+        _row(rows, f"multinode {n} nodes / 1: ingest", ratio["ingest"], "", None)
+        _row(rows, f"multinode {n} nodes / 1: e2e", ratio["e2e"], "", None)
+    _row(
+        rows,
+        "multinode: every part sent once",
+        mn["every_part_sent_once"],
+        "",
+        mn["every_part_sent_once"],
+    )
+    _row(
+        rows,
+        "multinode: all accepted found in store",
+        mn["all_accepted_found"],
+        "",
+        mn["all_accepted_found"],
+    )

@@ -59,11 +59,23 @@ class Sizes:
     scale_seconds: float
     footprint_modems: int
     idle_probes: int
+    multinode_nodes: tuple[int, ...]
+    multinode_modems: int  # per node
+    multinode_messages: int  # end to end, over all nodes
 
 
-FULL = Sizes(3, 10, 32, 8, 4, 500, 8, 4000, 600, 4, 10, 4, (2.0, 6.0), (1000, 1_000_000), 5, 16, 40)
-QUICK = Sizes(1, 4, 32, 3, 4, 500, 8, 1500, 200, 4, 10, 1, (2.0, 6.0), (1000, 100_000), 4, 16, 15)
-TINY = Sizes(1, 0.5, 4, 0.5, 2, 20, 2, 20, 10, 2, 60, 0, (0.0, 0.0), (50, 200), 0.5, 2, 3)
+FULL = Sizes(
+    3, 10, 32, 8, 4, 500, 8, 4000, 600, 4, 10, 4, (2.0, 6.0), (1000, 1_000_000), 5, 16, 40,
+    multinode_nodes=(1, 2, 3), multinode_modems=4, multinode_messages=3000,
+)  # fmt: skip
+QUICK = Sizes(
+    1, 4, 32, 3, 4, 500, 8, 1500, 200, 4, 10, 1, (2.0, 6.0), (1000, 100_000), 4, 16, 15,
+    multinode_nodes=(1, 2, 3), multinode_modems=4, multinode_messages=1000,
+)  # fmt: skip
+TINY = Sizes(
+    1, 0.5, 4, 0.5, 2, 20, 2, 20, 10, 2, 60, 0, (0.0, 0.0), (50, 200), 0.5, 2, 3,
+    multinode_nodes=(1, 2), multinode_modems=2, multinode_messages=30,
+)  # fmt: skip
 
 
 def _mkdir(path: Path) -> None:
