@@ -195,6 +195,7 @@ class Gateway:
             self._optouts.pop(number, None)
         else:
             self._optouts[number] = scope
+        log.info("optout.changed_elsewhere", number=number, scope=scope)
 
     def wake_all(self) -> None:
         """Wake every worker (a commit or a state change may give any of them work)."""
