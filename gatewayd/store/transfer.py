@@ -6,8 +6,7 @@ their foreign keys. Both stores keep the same columns with the same values (time
 text, flags as integers), so rows move verbatim; row numbers (``seq``) are kept, so ids,
 cursors and histories read the same after the move. Columns only one store has (the
 PostgreSQL claim columns, SQLite's rowids) are left out; the importing store fills them.
-
-The flows' tables are not moved (the flows store has no PostgreSQL implementation yet).
+The flows' tables move too (events, customers, enrolments, sends, links, the timeline, ...).
 """
 
 from __future__ import annotations
@@ -48,11 +47,26 @@ TABLES: tuple[str, ...] = (
     "unmatched_reports",
     "send_log",
     "sticky_recipients",
+    "flow_events",
+    "flow_customers",
+    "flow_orders",
+    "flow_enrolments",
+    "flow_sends",
+    "flow_links",
+    "flow_clicks",
+    "customer_preferences",
+    "customer_timeline",
+    "survey_answers",
+    "customer_secrets",
 )
-# Only one store has these: the claim of a node (PostgreSQL) and a surrogate key.
+# Only one store has these: the claim of a node (PostgreSQL) and surrogate keys (an
+# enrolment's ``seq`` is SQLite's rowid: rows are written and read back in its order).
+_CLAIM = frozenset({"claim_node", "claim_epoch", "lease_until"})
 _SKIPPED = {
-    "messages": frozenset({"claim_node", "claim_epoch", "lease_until"}),
+    "messages": _CLAIM,
     "send_log": frozenset({"id"}),
+    "flow_events": _CLAIM,
+    "flow_enrolments": _CLAIM | {"seq"},
 }
 _BATCH = 500
 
@@ -124,7 +138,7 @@ class _Postgres:
         return [str(r["column_name"]) for r in rows]
 
     async def rows(self, table: str, columns: Sequence[str]) -> AsyncIterator[dict[str, Any]]:
-        order = "seq" if "seq" in columns and table != "parts" else "1"
+        order = "seq" if "seq" in await self.columns(table) and table != "parts" else "1"
         async with self.conn.transaction():
             async for row in self.conn.cursor(
                 f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"

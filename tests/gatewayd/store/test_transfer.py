@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ from gatewayd.store import (
     ReportIn,
     SqliteStore,
 )
+from gatewayd.store.flows_base import (
+    CustomerRecord,
+    EnrolmentRecord,
+    EnrolmentStatus,
+    NewEvent,
+    NewSend,
+    OrderRecord,
+)
+from gatewayd.store.flows_postgres import PostgresFlowStore
+from gatewayd.store.flows_sqlite import SqliteFlowStore
 from gatewayd.store.migrate import migrations
 from gatewayd.store.postgres import PostgresStore
 from gatewayd.store.transfer import TransferError, export_store, import_store
@@ -137,3 +149,85 @@ def test_cli_migrate_export_and_import(tmp_path: Path, capsys: pytest.CaptureFix
     assert "import: 0 rows" in capsys.readouterr().err
     assert main(["store", "import", "--database", str(dst), "--input", str(tmp_path / "no")]) == 1
     assert "No such file" in capsys.readouterr().err
+
+
+async def fill_flows(path: str) -> None:
+    """A customer with an order, an enrolment that sent a step, a link clicked, an answer,
+    a preference choice (and its timeline entry) and a secret."""
+    flows = SqliteFlowStore(path)
+    await flows.open()
+    try:
+        customer = CustomerRecord(
+            "c-1", "+34600000001", "Ana", "es_ES", None, "ES", True, True, "checkout", T0
+        )
+        order = OrderRecord("O-1", "c-1", T0, "placed", Decimal("89.90"), "EUR", {"n": 1})
+        event = NewEvent("evt-1", "order.placed", "c-1", "O-1", T0, T0, '{"data": {"a": 1}}')
+        assert await flows.ingest(event, customer, order)
+        await flows.mark_processed("evt-1")
+        enrolment = EnrolmentRecord(
+            "e-1", "review", "c-1", "O-1", "evt-1", EnrolmentStatus.ACTIVE, 0, T0, None, T0, None
+        )
+        assert await flows.enrol([enrolment], T0) == ["e-1"]
+        await flows.record_send(
+            NewSend(
+                "e-1", "review", "ask", "c-1", "+34600000001", "marketing", "sent", "m1", T0, T0
+            )
+        )
+        await flows.add_links("e-1", "ask", [("abc", "https://shop.example/r")], T0)
+        await flows.record_click(
+            "abc", T0, method="GET", user_agent="ua", counted=True, reason=None
+        )
+        assert await flows.record_answer("e-1", "ask", "4", "in-1", T0)
+        await flows.set_preferences("c-1", "reviews", "reduced", source="api", at=T0)
+        await flows.secret("page")
+    finally:
+        await flows.close()
+
+
+async def test_flows_move_with_the_store(tmp_path: Path) -> None:
+    path = str(tmp_path / "src.db")
+    src = SqliteStore(path)
+    await src.open()
+    await fill(src)
+    await src.close()
+    await fill_flows(path)
+    dump = io.StringIO()
+    exported = await export_store(f"sqlite://{path}", dump)
+    assert exported.rows["flow_enrolments"] == 1
+    assert exported.rows["customer_timeline"] == 1
+    async with fresh_schema() as dsn:
+        imported = await import_store(dsn, io.StringIO(dump.getvalue()))
+        assert imported.rows == exported.rows
+        again = io.StringIO()
+        await export_store(dsn, again)
+        assert again.getvalue() == dump.getvalue()  # row for row, value for value
+        flows = PostgresFlowStore(dsn, node="n1")
+        await flows.open()
+        try:
+            customer = await flows.customer("c-1")
+            assert customer is not None
+            assert (customer.name, customer.consent_at) == ("Ana", T0)
+            assert await flows.event_data("evt-1") == {"a": 1}
+            assert await flows.unprocessed_events() == []
+            [due] = await flows.claim_due(T0, 10)  # the enrolment runs on where it was
+            assert (due.id, due.step) == ("e-1", 0)
+            sent = await flows.sent_step("e-1", "ask")
+            assert sent is not None
+            assert sent.message_id == "m1"
+            link = await flows.link("abc")
+            assert link is not None
+            assert link.delivered_at == T0  # m1 was delivered (the core's parts moved too)
+            assert await flows.clicked("e-1", "ask")
+            assert await flows.answer("e-1", "ask") == "4"
+            assert await flows.preferences("c-1") == ("reviews", "reduced")
+            with sqlite3.connect(path) as db:
+                [(value,)] = db.execute("SELECT value FROM customer_secrets").fetchall()
+            assert await flows.secret("page") == bytes.fromhex(value)  # links stay valid
+            # Row numbers continue after the imported ones.
+            await flows.set_preferences("c-1", "reviews", "normal", source="api", at=T0)
+            assert [e.what for e in await flows.timeline("c-1", 10)] == [
+                "preferences",
+                "preferences",
+            ]
+        finally:
+            await flows.close()
