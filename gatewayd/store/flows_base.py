@@ -1,4 +1,5 @@
-"""The flows' persistence interface and its records (SQLite: ``flows_sqlite``).
+"""The flows' persistence interface and its records (``flows_sqlite``, ``flows_postgres``;
+``flows_open.open_flow_store`` picks one by the database setting).
 
 Events, customers with their orders (so segments can use history), enrolments with the
 index and due time of their next step (the engine keeps no timer in memory: a restart
@@ -175,7 +176,7 @@ class FlowStore(Protocol):
         order: OrderRecord | None,
     ) -> bool:
         """Store the event (and customer, order) in one commit; False if its id was seen and
-        processed."""
+        processed (or, on a shared database, is being processed by another live node)."""
         ...
 
     async def mark_processed(self, event_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Two nodes, one PostgreSQL: each runs a gateway and a flow engine on its own stores.
+"""Two nodes, one PostgreSQL: each runs a gateway and a flow engine on its own stores (and
+``open_flow_store`` picks the flow store by the database string).
 
 Events are posted to both nodes and due steps run on both at once; the database is the
 oracle: each event ingested once, each step's message queued once, the minimum gap and the
@@ -32,9 +33,12 @@ from gatewayd.store import (
     OptOutScope,
     Priority,
     RecipientOptedOut,
+    SqliteStore,
 )
 from gatewayd.store.flows_base import EnrolmentStatus
+from gatewayd.store.flows_open import open_flow_store
 from gatewayd.store.flows_postgres import PostgresFlowStore
+from gatewayd.store.flows_sqlite import SqliteFlowStore
 from gatewayd.store.postgres import PostgresStore
 from gatewayd.store.timefmt import from_db
 from tests.gatewayd.core.fakes import FakeModem, config, modem_config
@@ -338,3 +342,27 @@ async def test_a_customer_erased_on_one_node_cannot_be_sent_to_from_the_other(
     rows = await b.flows._all("SELECT outcome FROM flow_sends WHERE customer_id = 'c-3'")
     assert {r["outcome"] for r in rows} == {"opted_out"}
     assert [m for m in await messages(a) if m["recipient"] == to] == []
+
+
+async def test_open_flow_store_chooses_by_the_database_string(tmp_path: Path) -> None:
+    path = str(tmp_path / "gw.db")
+    core = SqliteStore(path)
+    await core.open()  # the SQLite flow store opens the file the gateway's store migrated
+    try:
+        for database in (path, f"sqlite://{path}"):
+            store = await open_flow_store(database)
+            assert isinstance(store, SqliteFlowStore)
+            assert await store.next_due() is None
+            await store.close()
+    finally:
+        await core.close()
+    with pytest.raises(ValueError, match="unsupported scheme 'mysql'"):
+        await open_flow_store("mysql://db/gw")
+    async with fresh_schema() as dsn:
+        pg = await open_flow_store(dsn, node="a")
+        try:
+            assert isinstance(pg, PostgresFlowStore)
+            assert pg.node == "a"
+            assert await pg.next_due() is None  # migrated on open
+        finally:
+            await pg.close()
