@@ -84,7 +84,7 @@ class QuotaMonitor:
         self._over: dict[str, str] = {}
         # Workers this monitor paused until their SIM's count is read again.
         self._held: set[str] = set()
-        # Worker name -> the SIM seen since its modem last came up (None: not checked yet).
+        # Worker name -> the SIM checked since its modem last came up (absent: none yet).
         self._seen: dict[str, str] = {}
         self._attached: set[str] = set()
         self._task: asyncio.Task[None] | None = None
