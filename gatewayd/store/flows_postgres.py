@@ -891,7 +891,7 @@ class PostgresFlowStore:
     ) -> list[StepCounts]:
         """Per flow and send step: sends since ``since`` and what followed each."""
         # Windows are added to stored times ($1 reply, $2 conversion, in seconds): no SQL
-        # now() is involved, as on SQLite.
+        # now() is involved, as on SQLite. Names sort bytewise (COLLATE "C"), as on SQLite.
         rows = await self._all(
             """
             SELECT s.flow, s.step, s.variant,
@@ -934,7 +934,7 @@ class PostgresFlowStore:
             FROM flow_sends s LEFT JOIN messages m ON m.id = s.message_id
             WHERE s.at >= $3
             GROUP BY s.flow, s.step, s.variant
-            ORDER BY s.flow, MIN(s.seq), s.variant NULLS FIRST
+            ORDER BY s.flow COLLATE "C", MIN(s.seq), s.variant COLLATE "C" NULLS FIRST
             """,
             reply_window,
             conversion_window,
