@@ -111,6 +111,21 @@ def _sqlite_count(db: Path, sql: str, *args: object) -> int:
         conn.close()
 
 
+async def _transactions(database: str | None) -> int:
+    """Transactions committed or rolled back in ``database`` so far (0 on SQLite).
+
+    PostgreSQL publishes a backend's counts when it goes idle, at most once a second, so a
+    figure read right after a burst may lack the last second's share.
+    """
+    if database is None:
+        return 0
+    return await _pg_count(
+        database,
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+        " WHERE datname = current_database()",
+    )
+
+
 async def _found(database: str | None, db: Path, ids: list[str]) -> int:
     """How many of ``ids`` are rows of ``messages`` (PostgreSQL URL, or the SQLite file)."""
     if database is not None:
@@ -255,6 +270,7 @@ async def end_to_end(
                         segments[item["message"]["id"]] = int(item["message"]["segments"])
             parts = sum(segments.values())
             groups = {"daemons": [d.pid for d in daemons], "simulator": [sim.pid]}
+            xacts = await _transactions(database)
             before = _cpu_now(groups, postmaster)
             t0 = time.monotonic()
             for d, http, mine in zip(daemons, sessions, names, strict=True):
@@ -268,10 +284,17 @@ async def end_to_end(
         used = _cpu_used(before, _cpu_now(groups, postmaster))
         db = daemons[0].db
 
+        polls = 0
+
         async def delivered() -> bool:
+            nonlocal polls
+            polls += 1
             return await _status_count(database, db, "delivered") >= len(segments)
 
         all_delivered = await _until_async(delivered, 30 + parts / 20)
+        # From the resume until every report is in: what each part cost the database
+        # (less the harness's own looks, one transaction each).
+        xacts = await _transactions(database) - xacts - polls - 1
     finally:
         _stop_all(daemons)
         sim.stop()
@@ -293,6 +316,7 @@ async def end_to_end(
         "sent_per_s": round(parts / span, 1),
         "cpu_s": used,
         "cpu_s_per_1000": {k: round(1000 * v / parts, 3) for k, v in used.items()},
+        "pg_transactions_per_part": round(xacts / parts, 2) if database is not None else None,
         "busy_fraction_of_machine": round(sum(used.values()) / (span * (os.cpu_count() or 1)), 3),
     }
 

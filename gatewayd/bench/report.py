@@ -181,6 +181,9 @@ def _multinode_rows(rows: list[tuple[str, str, str, str]], mn: dict[str, Any]) -
         cpu = e2e["cpu_s_per_1000"]
         split = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
         _row(rows, f"multinode {label}: e2e CPU s/1,000", sum(cpu.values()), split, None)
+        if e2e.get("pg_transactions_per_part") is not None:
+            tx = e2e["pg_transactions_per_part"]
+            _row(rows, f"multinode {label}: PostgreSQL transactions/part", tx, "", None)
     for n, ratio in mn["ratio_to_1_node"].items():
         _row(rows, f"multinode {n} nodes / 1: ingest", ratio["ingest"], "", None)
         _row(rows, f"multinode {n} nodes / 1: e2e", ratio["e2e"], "", None)
