@@ -13,8 +13,8 @@ from gatewayd import devpg
 def test_no_server_binaries_is_a_typed_error_that_names_the_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(devpg.glob, "glob", lambda _pattern: [])
-    monkeypatch.setattr(devpg.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("gatewayd.devpg.glob.glob", lambda _pattern: [])
+    monkeypatch.setattr("gatewayd.devpg.shutil.which", lambda _name: None)
     with pytest.raises(devpg.PostgresUnavailable, match="install Debian's postgresql"):
         devpg.find_bindir()
 
