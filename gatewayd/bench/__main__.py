@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", action="store_true", help="about 2 minutes (shorter runs, 100,000 backlog)"
+        "--quick", action="store_true", help="about 3.5 minutes (shorter runs, 100,000 backlog)"
     )
     mode.add_argument("--tiny", action="store_true", help="seconds: for the smoke test")
     p.add_argument("--sections", default=",".join(ALL), help=f"comma-separated of {ALL}")
