@@ -145,6 +145,9 @@ class ModemWorker:
         self._recorded.set()
         self._cooldown_until: datetime | None = None
         self._last_cms: int | None = None
+        # Claimed messages this worker could not hand back (the store was unreachable):
+        # handed back first thing once it answers, not left claimed until the lease ends.
+        self._unreturned: dict[str, tuple[MessageRecord, str]] = {}
         self._log = log.bind(modem=modem.name)
 
     async def sends_recorded(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -220,6 +223,10 @@ class ModemWorker:
     async def _step(self) -> None:
         clock = self._ctx.clock
         self._wake.clear()
+        for unreturned, held_by in list(self._unreturned.values()):
+            with contextlib.suppress(ClaimLost, WrongState):  # another node has it now
+                await self._hand_back(unreturned, held_by, "store unreachable", count=False)
+            del self._unreturned[unreturned.id]
         now = clock.now()
         if self._cooldown_until is not None and now < self._cooldown_until:
             await self._wait(self._cooldown_until)
@@ -275,6 +282,7 @@ class ModemWorker:
             # A bug or a store hiccup mid-message: give the message back (counted, with
             # backoff) rather than leave it claimed until the next restart.
             self._log.exception("dispatch.send_failed", message=msg.id)
+            self._unreturned[msg.id] = (msg, identity)
             await self._hand_back(
                 msg,
                 identity,
@@ -282,6 +290,7 @@ class ModemWorker:
                 count=True,
                 delay=self._ctx.config.sending.retry_base_seconds,
             )
+            del self._unreturned[msg.id]
 
     async def _wait(self, until: datetime | None) -> None:
         clock = self._ctx.clock
