@@ -50,7 +50,8 @@ from gatewayd.logs import configure_logging
 from gatewayd.sdnotify import Notifier, WatchdogPinger
 from gatewayd.store import Store, StoreError, open_store
 from gatewayd.store.conversations_base import Conversations, open_conversations
-from gatewayd.store.flows_sqlite import SqliteFlowStore
+from gatewayd.store.flows_base import FlowStore
+from gatewayd.store.flows_open import open_flow_store
 from gatewayd.store.quota_base import SentCounts, open_sent_counts
 
 log = structlog.get_logger(__name__)
@@ -119,7 +120,7 @@ class Daemon:
         self.webhooks: WebhookWorker | None = None
         self._runner: web.AppRunner | None = None
         self.flows: FlowEngine | None = None
-        self._flow_store: SqliteFlowStore | None = None
+        self._flow_store: FlowStore | None = None
         self._links_runner: web.AppRunner | None = None
         self._watchdog: WatchdogPinger | None = None
         self._status_task: asyncio.Task[None] | None = None
@@ -180,6 +181,8 @@ class Daemon:
                     modem = self._make_modem(m, self._pins)
                     calls.attach(modem)
                     warmup.attach(modem)
+                    if self.quota is not None:
+                        self.quota.attach(modem)
                     return modem
 
                 self.discovery = Discovery(
@@ -258,8 +261,7 @@ class Daemon:
                 segments=p.segments,
                 flags=list(p.flags),
             )
-        self._flow_store = SqliteFlowStore(self.config.database)
-        await self._flow_store.open()
+        self._flow_store = await open_flow_store(self.config.database, node=self.config.node_name)
         self.flows = FlowEngine(self.gateway, self._flow_store, flows, settings, clock=self.clock)
         self.flows.start()
         host, _, port = settings.short_link_listen.rpartition(":")

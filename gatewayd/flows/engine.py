@@ -65,6 +65,7 @@ from gatewayd.store.flows_base import (
 log = structlog.get_logger(__name__)
 
 IDLE_SECONDS = 3600.0  # the loop looks again at least this often
+RECOVER_EVERY = timedelta(minutes=5)  # unprocessed events (failed, or a dead node's) retried
 BATCH = 100  # due enrolments taken per pass
 PAGE_SECRET = "preferences_page"  # the name of the key that signs preferences links
 RETENTION_EVERY_SECONDS = 3600.0  # how often old texts are purged
@@ -185,19 +186,25 @@ class FlowEngine:
         return len(events)
 
     async def _loop(self) -> None:
-        try:
-            await self.recover()
-        except Exception:
-            log.exception("flows.recover_failed")
+        recovered_at: datetime | None = None
         while True:
             self._wake.clear()
+            now = self.clock.now()
+            # Not only at start: on PostgreSQL another node may die holding events (their
+            # lease runs out), and an event that failed once is tried again.
+            if recovered_at is None or now - recovered_at >= RECOVER_EVERY:
+                recovered_at = now
+                try:
+                    await self.recover()
+                except Exception:
+                    log.exception("flows.recover_failed")
             try:
                 until = await self.run_due()
             except Exception:
                 log.exception("flows.run_failed")
                 until = None
             now = self.clock.now()
-            cap = now + timedelta(seconds=IDLE_SECONDS)
+            cap = min(now + timedelta(seconds=IDLE_SECONDS), recovered_at + RECOVER_EVERY)
             until = min(until, cap) if until is not None else cap
             sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
             waker = asyncio.ensure_future(self._wake.wait())
