@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,7 +17,8 @@ FINAL = frozenset({"delivered", "failed", "expired", "cancelled", "unconfirmed"}
 LONG = "recogida disponible en tienda hasta el viernes a las ocho. " * 5  # 2 GSM-7 parts
 
 # Short leases so that take-overs happen within a test (the default claim lease is 150 s).
-CLUSTER = "[cluster]\nclaim_lease_seconds = 4.0\nnode_lease_seconds = 6.0\npoll_seconds = 0.5\n"
+CLAIM_LEASE = 4.0
+CLUSTER = "[cluster]\nclaim_lease_seconds = {lease}\nnode_lease_seconds = 6.0\npoll_seconds = 0.5\n"
 
 
 def node_config(
@@ -26,6 +28,7 @@ def node_config(
     node: str,
     *,
     failover_wait: float = 60.0,
+    claim_lease: float = CLAIM_LEASE,
     extra: str = "",
 ) -> Path:
     """A node's config: its own modems, the shared database, short cluster leases."""
@@ -34,7 +37,7 @@ def node_config(
         directory,
         list(ports),
         f"[sending]\nfailover_wait_seconds = {failover_wait}\nreport_timeout_seconds = 2.0\n"
-        + CLUSTER
+        + CLUSTER.format(lease=claim_lease)
         + extra,
     )
     text = path.read_text().replace('database = "gw.db"', f'database = "{dsn}"')
@@ -77,23 +80,44 @@ def copies(net: SimNetwork) -> Counter[tuple[str, int, int | None]]:
 async def nodes(
     tmp_path: Path,
     dsn: str,
-    modems: Sequence[SimModem],
+    modems: Sequence[SimModem | None],
     *,
-    env: Sequence[dict[str, str] | None] = (),
+    env: Sequence[dict[str, str]] = (),
     failover_wait: float = 60.0,
+    claim_lease: float = CLAIM_LEASE,
+    per_minute: int = 100,
 ) -> AsyncIterator[list[Running]]:
-    """One daemon per modem, node-1..N, all on ``dsn``; stopped (SIGTERM) on exit."""
+    """One daemon per modem (None: a node with no modem, API only), node-1..N, all on
+    ``dsn``; stopped (SIGTERM) on exit."""
     async with AsyncExitStack() as stack:
         running = []
         for i, modem in enumerate(modems):
             name = f"node-{i + 1}"
             config = node_config(
-                tmp_path / name, [modem.url], dsn, name, failover_wait=failover_wait
+                tmp_path / name,
+                [modem.url] if modem else [],
+                dsn,
+                name,
+                failover_wait=failover_wait,
+                claim_lease=claim_lease,
             )
             # Modem names unique across nodes, so a message can name one node's modem.
-            config.write_text(config.read_text().replace('name = "m1"', f'name = "{name}-m1"'))
-            node_env = env[i] if i < len(env) else None
+            text = config.read_text().replace('name = "m1"', f'name = "{name}-m1"')
+            config.write_text(
+                text.replace("max_per_minute = 100", f"max_per_minute = {per_minute}")
+            )
+            node_env = env[i] if i < len(env) else {}
             running.append(await stack.enter_async_context(running_daemon(config, node_env)))
         for d in running:
             await ready(d)
         yield running
+
+
+async def wait_lines(d: Running, text: str, count: int, *, within: float) -> None:
+    """Wait until ``count`` output lines of ``d`` contain ``text``."""
+    async with asyncio.timeout(within):
+        while True:
+            d.new_line.clear()
+            if sum(text in line for line in d.lines) >= count:
+                return
+            await d.new_line.wait()

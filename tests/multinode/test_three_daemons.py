@@ -7,10 +7,13 @@ how often. Leases are short here (tests/multinode/nodes.py) so take-overs happen
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,16 @@ from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
 from drivers.sim.modem import SimModem
 from tests.e2e.daemon import running_daemon
-from tests.multinode.nodes import LONG, copies, messages, node_config, nodes, ready
+from tests.multinode.nodes import (
+    LONG,
+    copies,
+    messages,
+    node_config,
+    nodes,
+    ready,
+    wait_lines,
+)
+from tests.multinode.pgserver import own_server
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "gatewayd" / "store" / "sql" / "postgres"
 
@@ -189,3 +201,85 @@ async def test_three_nodes_started_at_once_on_an_empty_database_migrate_once(
     ]
     migrations = sorted(p.name for p in MIGRATIONS.glob("*.sql"))
     assert sorted(applied) == migrations  # each migration applied by exactly one node
+
+
+def faketime(offset: str) -> dict[str, str]:
+    """The environment that runs a process with its clock ``offset`` off (libfaketime)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        why = "libfaketime is not installed (Debian package faketime; scripts/test installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    # Only the wall clock moves: the event loop's monotonic clock stays true.
+    return {"LD_PRELOAD": found[0], "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+async def test_a_node_whose_clock_is_two_minutes_behind_changes_nothing(
+    net: SimNetwork, tmp_path: Path, dsn: str
+) -> None:
+    behind = await net.add_modem(profile="quectel", transport="tcp", latency=(0.05, 0.05))
+    env = [{}, faketime("-2m")]
+    # node-1 takes the API traffic only; node-2, two minutes behind, drives the one SIM.
+    async with nodes(tmp_path, dsn, [None, behind], env=env, per_minute=2) as (a, b):
+        # The node really runs two minutes behind; it reads the database's time instead.
+        line = json.loads(await b.wait_line('"store.clock_offset"'))
+        assert 115 < line["seconds"] < 125
+        # Messages accepted by the punctual node, for the late node's SIM: due at once
+        # there too (with its own clock they would wait two minutes).
+        ids = set()
+        for i in range(3):
+            status, body = await a.call(
+                "POST",
+                "/v1/messages",
+                {"to": f"+3461180000{i}", "text": f"Pedido {i}"},
+            )
+            assert status == 202, body
+            ids.add(body["id"])
+        final = await messages(b, ids, within=90)
+    times = sorted(r.time for r in behind.sent)
+    assert len(times) == 3
+    # Its limit (2 a minute) holds by the true clock: the third waited for the window.
+    assert (times[2] - times[0]).total_seconds() >= 60
+    for msg in final.values():
+        [record] = [r for r in behind.sent if r.recipient == msg["to"]]
+        stamped = datetime.fromisoformat(msg["parts"][0]["sent_at"])
+        assert abs((stamped - record.time).total_seconds()) < 10  # the true time, not -2 min
+
+
+async def test_postgresql_stopped_under_load_then_started_loses_and_doubles_nothing(
+    net: SimNetwork, tmp_path: Path
+) -> None:
+    sims = await three_modems(net)
+    # A claim outlives the outage here: what a node was sending stays its own.
+    async with (
+        own_server() as server,
+        nodes(tmp_path, server.dsn, sims, claim_lease=120.0) as running,
+    ):
+        ids = set()
+        for i in range(30):
+            text = LONG if i % 3 == 0 else f"Pedido {i} en camino"
+            status, body = await running[i % 3].call(
+                "POST", "/v1/messages", {"to": f"+3461190{i:04d}", "text": text}
+            )
+            assert status == 202, body
+            ids.add(body["id"])
+        await net.modem(sims[0].id).wait_sent(2, timeout=20)
+        await server.stop()  # pg_ctl stop -m immediate, mid-queue
+        at_stop = {s.id: len(s.sent) for s in sims}
+        for d in running:
+            # Every node has looked for work again since, and renewed its heartbeat
+            # (every 2 s here), and failed.
+            await wait_lines(d, '"dispatch.step_failed"', 2, within=30)
+            await wait_lines(d, '"store.heartbeat_failed"', 1, within=30)
+        while_down = {s.id: len(s.sent) for s in sims}
+        await server.start()
+        final = await messages(running[0], ids, within=90)
+    # Only a part already at the modem when the server died may still have left.
+    for sim in sims:
+        assert while_down[sim.id] - at_stop[sim.id] <= 1, sim.id
+    assert len(net.sent) == sum(m["segments"] for m in final.values())  # nothing lost
+    assert max(copies(net).values()) == 1  # nothing twice
+    for msg in final.values():
+        # Answers the database missed were journaled and written once it was back.
+        assert msg["status"] in ("sent", "delivered"), msg
