@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -140,14 +141,15 @@ class DemoNode:
 
 
 def nodes_banner(nodes: list[DemoNode], token: str, database: str, modems: int) -> str:
-    """The banner of ``--nodes N`` (N >= 2): every node's URL, then curl lines that post
-    through the second node and read the message back through the last one."""
+    """The banner of the PostgreSQL demo: every node's URL, then curl lines that post
+    through the second node (the first when alone) and read the message back through the
+    last one."""
     auth = f'-H "Authorization: Bearer {token}"'
     urls = "\n".join(f"{n.name}: {n.url}" for n in nodes)
     configs = "\n".join(f"  {n.name}: {n.config_path}" for n in nodes)
-    post, look = nodes[1], nodes[-1]
+    post, look = nodes[min(1, len(nodes) - 1)], nodes[-1]
     return f"""
-gatewayd demo: {len(nodes)} nodes on one PostgreSQL, {modems} simulated modem(s) each, APIs ready.
+gatewayd demo: {len(nodes)} node(s) on one PostgreSQL, {modems} simulated modem(s) each, API ready.
 {urls}
 token: {token}
 database: {database}
@@ -175,6 +177,15 @@ def _listen_for(listen: str, index: int) -> str:
         raise ValueError(f"--listen: expected HOST:PORT, got {listen!r}")
     base = int(port)
     return f"{host}:{base + index if base else 0}"
+
+
+def _without_password(url: str) -> str:
+    """``url`` as the banner shows it: a password given in it is not printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _network(clock: SystemClock) -> SimNetwork:
@@ -256,6 +267,8 @@ async def demo_nodes(
         token = secrets.token_urlsafe(32)
         shown: list[DemoNode] = []
         for k in range(nodes):
+            if stop.is_set():
+                return  # a signal while starting: stop what runs, print no banner
             name = f"node-{k + 1}"
             ports = await _add_modems(net, data_dir, k * modems, modems, f"{name}-")
             path = write_demo_config(
@@ -269,13 +282,17 @@ async def demo_nodes(
                 first_modem=k * modems + 1,
             )
             daemon = Daemon(load_config(path), clock=clock)
-            daemons.append(daemon)
             # Tasks the daemon starts copy this context: each log event names its node.
             with structlog.contextvars.bound_contextvars(node=name):
-                await daemon.start()
+                await daemon.start()  # on a failure it closed what it had opened
+            daemons.append(daemon)
             host, port = daemon.address
             shown.append(DemoNode(name, f"http://{host}:{port}", path))
-        shown_db = database if server is None else f"{database} (throwaway, removed at exit)"
+        if stop.is_set():
+            return
+        shown_db = _without_password(database)
+        if server is not None:
+            shown_db += " (throwaway, removed at exit)"
         print(nodes_banner(shown, token, shown_db, modems), file=out, flush=True)
         await stop.wait()
     finally:

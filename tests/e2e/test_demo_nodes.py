@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gatewayd.demo import demo_nodes
 from gatewayd.devpg import PostgresUnavailable, find_bindir
 
 
@@ -120,3 +122,18 @@ async def test_three_nodes_share_one_queue_and_stop_cleanly(tmp_path: Path) -> N
             await proc.wait()
         with contextlib.suppress(Exception):
             await proc.stdout.read()
+
+
+async def test_without_postgresql_the_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing() -> Path:
+        raise PostgresUnavailable()
+
+    monkeypatch.setattr("gatewayd.devpg.find_bindir", missing)
+    out = io.StringIO()
+    with pytest.raises(PostgresUnavailable, match="install Debian's postgresql"):
+        await demo_nodes(tmp_path, "127.0.0.1:0", 1, 3, None, out)
+    assert out.getvalue() == ""  # no banner
+    loop = asyncio.get_running_loop()
+    assert not loop.remove_signal_handler(signal.SIGTERM)  # the demo took its handlers back
