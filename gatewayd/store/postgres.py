@@ -729,6 +729,8 @@ class PostgresStore:
         epoch: int = row["epoch"]
         taken = self._sim_epochs.get(identity) != epoch
         self._sim_epochs[identity] = epoch
+        if taken:
+            log.info("sim.taken", sim=identity, node=self.node, epoch=epoch)
         return taken
 
     async def claim(self, message_id: str, identity: str, now: datetime) -> MessageRecord | None:

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from drivers.clock import SystemClock
+from drivers.pdu import encode_status_report
 from drivers.sim import SimNetwork
 from drivers.sim.modem import SimModem
+from drivers.sim.storage import PduKind
 from tests.e2e.daemon import running_daemon
 from tests.multinode.nodes import (
     LONG,
@@ -283,3 +285,56 @@ async def test_postgresql_stopped_under_load_then_started_loses_and_doubles_noth
     for msg in final.values():
         # Answers the database missed were journaled and written once it was back.
         assert msg["status"] in ("sent", "delivered"), msg
+
+
+async def test_a_sim_moved_between_daemons_mid_minute_keeps_its_limit_and_its_report(
+    net: SimNetwork, tmp_path: Path, dsn: str
+) -> None:
+    # One SIM (one ICCID) in a modem on node-1's host, then in one on node-2's.
+    iccid = "8934071000000000033"
+    here, there = [
+        await net.add_modem("simcom", transport="tcp", iccid=iccid, latency=(0.05, 0.05))
+        for _ in range(2)
+    ]
+    net.add_handset("+34612100002", reports=False)  # its report comes after the move
+    configs = [
+        node_config(tmp_path / f"node-{i}", [sim.url], dsn, f"node-{i}")
+        for i, sim in ((1, here), (2, there))
+    ]
+    for cfg in configs:
+        cfg.write_text(cfg.read_text().replace("max_per_minute = 100", "max_per_minute = 3"))
+    async with AsyncExitStack() as node_1:
+        a = await node_1.enter_async_context(running_daemon(configs[0]))
+        await a.wait_line('"sim.taken"', within=20)
+        async with running_daemon(configs[1]) as b:
+            await ready(b)  # ... and node-2 finds the same ICCID owned by node-1
+            await b.wait_line('"sim.owned_elsewhere"', within=20)
+            ids = []
+            for n in range(4):
+                status, body = await a.call(
+                    "POST", "/v1/messages", {"to": f"+3461210000{n}", "text": f"m{n}"}
+                )
+                assert status == 202, body
+                ids.append(body["id"])
+            await here.wait_sent(3, timeout=20)
+            await node_1.aclose()
+            # node-1 stopped (SIGTERM): it handed the SIM back; node-2 takes it mid-minute.
+            await b.wait_line('"sim.taken"', within=20)
+            last = max(here.sent, key=lambda r: r.time)
+            assert last.recipient == "+34612100002"
+            report = encode_status_report(
+                last.mr,
+                last.recipient,
+                scts=last.time,
+                discharge_time=last.time,
+                status=0,
+                smsc=net.smsc,
+            )
+            there.deliver(report, PduKind.STATUS_REPORT)  # A's last part, reported on B
+            final = await messages(b, set(ids), within=90)
+    assert final[ids[2]]["status"] == "delivered"
+    assert len(here.sent) == 3
+    assert len(there.sent) == 1
+    times = sorted(r.time for r in here.sent + there.sent)
+    # No 60 s window holds more than 3 of the SIM's parts, on whichever node they left.
+    assert all((times[i + 3] - times[i]).total_seconds() >= 60 for i in range(len(times) - 3))
