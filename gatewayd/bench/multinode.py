@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 
-from gatewayd.bench import load
+from gatewayd.bench import load, sections
 from gatewayd.bench.procs import (
-    BenchError,
     DaemonProc,
     ModemSpec,
     SimProc,
@@ -41,6 +38,9 @@ from gatewayd.bench.procs import (
 )
 from gatewayd.bench.sections import (
     Sizes,
+    _median,
+    _mkdir,
+    _post_json,
     _sent_count,
     _sent_records,
     _wait_until,
@@ -53,15 +53,6 @@ Snapshot = dict[str, dict[int, float]]
 
 CLIENTS = 6  # ingest clients in all, split evenly over 1, 2 or 3 nodes
 SQL_SECONDS = 30.0  # any one look at the database from the harness
-
-
-def _mkdir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-
-
-def _median(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else None
 
 
 def _cpu_now(groups: dict[str, list[int]], postmaster: int | None) -> Snapshot:
@@ -103,14 +94,6 @@ async def _pg_count(dsn: str, sql: str, *args: object) -> int:
         await conn.close(timeout=SQL_SECONDS)
 
 
-def _sqlite_count(db: Path, sql: str, *args: object) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(conn.execute(sql, args).fetchone()[0])
-    finally:
-        conn.close()
-
-
 async def _transactions(database: str | None) -> int:
     """Transactions committed or rolled back in ``database`` so far (0 on SQLite).
 
@@ -134,10 +117,9 @@ async def _found(database: str | None, db: Path, ids: list[str]) -> int:
 
 
 async def _status_count(database: str | None, db: Path, status: str) -> int:
-    sql = "SELECT COUNT(*) FROM messages WHERE status = "
     if database is not None:
-        return await _pg_count(database, sql + "$1", status)
-    return await asyncio.to_thread(_sqlite_count, db, sql + "?", status)
+        return await _pg_count(database, "SELECT COUNT(*) FROM messages WHERE status = $1", status)
+    return await asyncio.to_thread(sections._status_count, db, status)
 
 
 async def _start_nodes(
@@ -226,14 +208,6 @@ async def ingest(
     }
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: Json | None = None) -> Json:
-    async with asyncio.timeout(60), http.post(url, json=body or {}) as resp:
-        if resp.status >= 300:
-            raise BenchError(f"POST {url}: {resp.status} {await resp.text()}")
-        answer: Json = await resp.json()
-        return answer
-
-
 async def end_to_end(
     work: Path, n: int, database: str | None, postmaster: int | None, *, per_node: int,
     messages: int, chunk: int,
@@ -250,35 +224,29 @@ async def end_to_end(
     names = [[f"n{k + 1}m{j + 1}" for j in range(per_node)] for k in range(n)]
     segments: dict[str, int] = {}
     try:
-        # Every node's headers carry the same kind of token, but each its own: one session each.
-        sessions = [aiohttp.ClientSession(headers=d.headers) for d in daemons]
-        try:
-            for d, http, mine in zip(daemons, sessions, names, strict=True):
-                for name in mine:
-                    await _post(http, f"{d.url}/v1/modems/{name}/pause")
-            for i, lo in enumerate(range(0, messages, chunk)):
-                k = i % n  # chunks go to the nodes in turn
-                body = {
-                    "messages": [
-                        {"to": load.number(j), "text": load.TEXT.format(n=j)}
-                        for j in range(lo, min(messages, lo + chunk))
-                    ]
-                }
-                answer = await _post(sessions[k], f"{daemons[k].url}/v1/messages/batch", body)
-                for item in answer["results"]:
-                    if item["status"] == 202:
-                        segments[item["message"]["id"]] = int(item["message"]["segments"])
-            parts = sum(segments.values())
-            groups = {"daemons": [d.pid for d in daemons], "simulator": [sim.pid]}
-            xacts = await _transactions(database)
-            before = _cpu_now(groups, postmaster)
-            t0 = time.monotonic()
-            for d, http, mine in zip(daemons, sessions, names, strict=True):
-                for name in mine:
-                    await _post(http, f"{d.url}/v1/modems/{name}/resume")
-        finally:
-            for http in sessions:
-                await http.close()
+        for d, mine in zip(daemons, names, strict=True):
+            for name in mine:
+                await _post_json(d, f"/v1/modems/{name}/pause")
+        for i, lo in enumerate(range(0, messages, chunk)):
+            body = {
+                "messages": [
+                    {"to": load.number(j), "text": load.TEXT.format(n=j)}
+                    for j in range(lo, min(messages, lo + chunk))
+                ]
+            }
+            # Chunks go to the nodes in turn.
+            answer = await _post_json(daemons[i % n], "/v1/messages/batch", body)
+            for item in answer["results"]:
+                if item["status"] == 202:
+                    segments[item["message"]["id"]] = int(item["message"]["segments"])
+        parts = sum(segments.values())
+        groups = {"daemons": [d.pid for d in daemons], "simulator": [sim.pid]}
+        xacts = await _transactions(database)
+        before = _cpu_now(groups, postmaster)
+        t0 = time.monotonic()
+        for d, mine in zip(daemons, names, strict=True):
+            for name in mine:
+                await _post_json(d, f"/v1/modems/{name}/resume")
         all_sent = await _wait_until(lambda: _sent_count(sim) >= parts, 30 + parts / 20, 0.1)
         t_sent = time.monotonic()
         used = _cpu_used(before, _cpu_now(groups, postmaster))
