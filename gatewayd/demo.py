@@ -148,8 +148,9 @@ def nodes_banner(nodes: list[DemoNode], token: str, database: str, modems: int) 
     urls = "\n".join(f"{n.name}: {n.url}" for n in nodes)
     configs = "\n".join(f"  {n.name}: {n.config_path}" for n in nodes)
     post, look = nodes[min(1, len(nodes) - 1)], nodes[-1]
+    count, apis = ("1 node", "API") if len(nodes) == 1 else (f"{len(nodes)} nodes", "APIs")
     return f"""
-gatewayd demo: {len(nodes)} node(s) on one PostgreSQL, {modems} simulated modem(s) each, API ready.
+gatewayd demo: {count} on one PostgreSQL, {modems} simulated modem(s) each, {apis} ready.
 {urls}
 token: {token}
 database: {database}
