@@ -18,7 +18,7 @@ LONG = "recogida disponible en tienda hasta el viernes a las ocho. " * 5  # 2 GS
 
 # Short leases so that take-overs happen within a test (the default claim lease is 150 s).
 CLAIM_LEASE = 4.0
-CLUSTER = "[cluster]\nclaim_lease_seconds = {lease}\nnode_lease_seconds = 6.0\npoll_seconds = 0.5\n"
+CLUSTER = "[cluster]\nclaim_lease_seconds = {lease}\nnode_lease_seconds = 9.0\npoll_seconds = 0.5\n"
 
 
 def node_config(
