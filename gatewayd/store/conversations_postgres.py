@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncpg
 
 from gatewayd.store.conversations_base import ConversationEntry, ConversationSummary
-from gatewayd.store.readers import open_read_pool
+from gatewayd.store.readers import open_pool
 from gatewayd.store.timefmt import from_db
 
 # Concurrent inbox requests each take a connection (one asyncpg connection runs one query).
@@ -59,7 +59,7 @@ class PostgresConversations:
 
     async def open(self) -> None:
         """Open the pool."""
-        self._pool = await open_read_pool(self._dsn, name="gatewayd-inbox", max_size=POOL_SIZE)
+        self._pool = await open_pool(self._dsn, name="gatewayd-inbox", max_size=POOL_SIZE)
 
     async def close(self) -> None:
         """Close the pool."""

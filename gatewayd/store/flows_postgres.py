@@ -43,7 +43,6 @@ from gatewayd.store.flows_base import (
 )
 from gatewayd.store.numbers import erased
 from gatewayd.store.postgres import (
-    COMMAND_TIMEOUT_SECONDS,
     OPTOUT_CHANNEL,
     _count,
     default_node,
@@ -51,6 +50,7 @@ from gatewayd.store.postgres import (
     session_name,
 )
 from gatewayd.store.postgres_migrate import pg_migrate
+from gatewayd.store.readers import open_pool
 from gatewayd.store.timefmt import from_db, opt_from_db, opt_to_db, to_db
 
 log = structlog.get_logger(__name__)
@@ -98,14 +98,7 @@ class PostgresFlowStore:
 
     async def open(self) -> None:
         """Connect and migrate (a no-op once the gateway's store has: one node at a time)."""
-        pool = await asyncpg.create_pool(
-            self._dsn,
-            min_size=1,
-            max_size=self._pool_size,
-            server_settings={"application_name": self._app_name},
-            command_timeout=COMMAND_TIMEOUT_SECONDS,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-        )
+        pool = await open_pool(self._dsn, name=self._app_name, max_size=self._pool_size)
         try:
             async with pool.acquire() as conn:
                 await pg_migrate(conn)

@@ -50,6 +50,7 @@ from gatewayd.store.events import WEBHOOK_LEASE_SECONDS, inbound_data, message_d
 from gatewayd.store.ids import new_id
 from gatewayd.store.numbers import digits, digits_match, erased
 from gatewayd.store.postgres_migrate import pg_migrate
+from gatewayd.store.readers import open_pool
 from gatewayd.store.records import (
     GONE_OUT,
     PENDING_STATUSES,
@@ -231,15 +232,7 @@ class PostgresStore:
         """
         # Sessions carry the node's name: a crashed process has none left, a live one does,
         # whatever its heartbeat says (set at connect: a pool's reset keeps it).
-        pool = await asyncpg.create_pool(
-            self._dsn,
-            min_size=1,
-            max_size=self._pool_size,
-            server_settings={"application_name": self._app_name},
-            # No statement waits for ever (a lock held by a stalled node, a lost server).
-            command_timeout=COMMAND_TIMEOUT_SECONDS,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-        )
+        pool = await open_pool(self._dsn, name=self._app_name, max_size=self._pool_size)
         try:
             async with pool.acquire() as conn:
                 await pg_migrate(conn)

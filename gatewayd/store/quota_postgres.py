@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gatewayd.store.readers import open_read_pool
+from gatewayd.store.readers import open_pool
 from gatewayd.store.timefmt import to_db
 
 
@@ -24,7 +24,7 @@ class PostgresSentCounts:
 
     async def open(self) -> None:
         """Open the pool (the quota monitor reads one SIM at a time: two connections)."""
-        self._pool = await open_read_pool(self._dsn, name="gatewayd-quota", max_size=2)
+        self._pool = await open_pool(self._dsn, name="gatewayd-quota", max_size=2)
 
     async def close(self) -> None:
         """Close the pool."""

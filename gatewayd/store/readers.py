@@ -1,7 +1,7 @@
-"""What the read-side stores beside the core share (the inbox's conversations, the monthly
+"""What the stores beside the core share (the flows, the inbox's conversations, the monthly
 quota's sent counts): which database a ``database`` string names, and their asyncpg pool.
 
-They read the core's tables on connections of their own, so a slow inbox page never holds
+They use the core's database on connections of their own, so a slow inbox page never holds
 a connection the senders need.
 """
 
@@ -31,11 +31,12 @@ def sqlite_path(database: str) -> str | None:
     return database
 
 
-async def open_read_pool(dsn: str, *, name: str, max_size: int) -> asyncpg.Pool:
-    """A small pool for reads; ``name`` is its sessions' ``application_name``.
+async def open_pool(dsn: str, *, name: str, max_size: int) -> asyncpg.Pool:
+    """A pool whose sessions carry ``name`` as ``application_name``, with no statement
+    waiting for ever on a lost server or a lock held by a stalled node.
 
-    The name has no ``/``: a node counts the sessions named ``gatewayd/<node>`` to refuse a
-    second process under its name, and these are not such a process.
+    A node refuses to start while sessions named ``gatewayd/<node>`` exist (another process
+    under its name): only the core store's own sessions may carry exactly that name.
     """
     # Imported here: a SQLite-only host never loads asyncpg.
     import asyncpg
@@ -47,7 +48,6 @@ async def open_read_pool(dsn: str, *, name: str, max_size: int) -> asyncpg.Pool:
         min_size=1,
         max_size=max_size,
         server_settings={"application_name": name},
-        # No read waits for ever on a lost server.
         command_timeout=COMMAND_TIMEOUT_SECONDS,
         timeout=COMMAND_TIMEOUT_SECONDS,
     )

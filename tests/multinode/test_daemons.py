@@ -16,9 +16,10 @@ import pytest
 
 from drivers.clock import SystemClock
 from drivers.sim import SimNetwork
-from tests.e2e.daemon import Running, running_daemon, write_config
+from tests.e2e.daemon import running_daemon
+from tests.multinode import nodes
+from tests.multinode.nodes import ready, settled
 
-FINAL = frozenset({"delivered", "failed", "expired", "cancelled", "unconfirmed"})
 LONG = "recogida disponible en tienda hasta el viernes a las ocho. " * 3  # 2 GSM-7 parts
 
 
@@ -30,25 +31,8 @@ async def net() -> AsyncIterator[SimNetwork]:
 
 
 def node_config(directory: Path, port: str, dsn: str, node: str) -> Path:
-    directory.mkdir()
-    path = write_config(
-        directory,
-        [port],
-        "[sending]\nfailover_wait_seconds = 60.0\nreport_timeout_seconds = 2.0\n",
-    )
-    text = path.read_text().replace('database = "gw.db"', f'database = "{dsn}"')
-    path.write_text(f'node_name = "{node}"\n' + text)
-    return path
-
-
-def settled(msg: dict[str, Any]) -> bool:
-    if msg["status"] == "sent":
-        return all(p["status"] in ("delivered", "report_timeout") for p in msg["parts"])
-    return msg["status"] in FINAL
-
-
-async def ready(d: Running) -> None:
-    await d.wait_for("/v1/modems", lambda b: all(m["state"] == "ready" for m in b["modems"]))
+    # The default claim lease: the restarted node, not another, resolves its own claim.
+    return nodes.node_config(directory, [port], dsn, node, claim_lease=150.0)
 
 
 async def test_a_node_killed_mid_queue_loses_nothing_and_sends_nothing_twice(
