@@ -46,11 +46,11 @@ def _object(body: Any) -> dict[str, Any]:
 
 
 def _submit_context(request: web.Request) -> SubmitContext:
-    settings = request.app[STATE].settings
+    gateway = request.app[GATEWAY]
     return SubmitContext(
-        default_region=settings.default_region,
-        modems=settings.modems,
-        pools=settings.pools,
+        default_region=request.app[STATE].settings.default_region,
+        modems=gateway.modem_names(),
+        pools=gateway.pool_names(),
         now=request.app[CLOCK].now(),
     )
 

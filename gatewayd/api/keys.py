@@ -25,8 +25,6 @@ class ApiSettings:
     tokens: tuple[bytes, ...]
     max_batch: int
     default_region: str
-    modems: frozenset[str]
-    pools: frozenset[str]
 
     @classmethod
     def from_config(cls, config: GatewayConfig, tokens: tuple[bytes, ...]) -> ApiSettings:
@@ -35,8 +33,6 @@ class ApiSettings:
             tokens=tokens,
             max_batch=config.api.max_batch,
             default_region=config.sending.default_region,
-            modems=frozenset(m.name for m in config.modems),
-            pools=config.pools,
         )
 
 

@@ -108,6 +108,7 @@ class Gateway:
         )
         self._sweep_wake = asyncio.Event()
         self._sweep_task: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
         self._sweep_next: datetime | None = None
         # Set while the sweep task sleeps until its next due time (observability, tests).
         self.sweep_idle = asyncio.Event()
@@ -251,6 +252,7 @@ class Gateway:
             self._attach(worker)
         for rec in await self.store.unprocessed_inbound():
             await self.inbound.process(rec)
+        await self._announce_modems()
         for worker in self._workers.values():
             worker.start()
         self._sweep_task = asyncio.create_task(self._sweep_loop(), name="gateway-sweep")
@@ -281,12 +283,12 @@ class Gateway:
     async def stop(self, *, drain_timeout: float = 8.0) -> None:
         """Stop taking work: in-flight sends finish (up to ``drain_timeout``), the rest waits."""
         await asyncio.gather(*(w.stop(drain_timeout) for w in self._workers.values()))
-        for task in (self._sweep_task, self._journal_task):
+        for task in (self._sweep_task, self._journal_task, self._announcing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._sweep_task = self._journal_task = None
+        self._sweep_task = self._journal_task = self._announcing = None
         self._started = False
         log.info("gateway.stopped", queued=self.queue_depth())
 
@@ -314,6 +316,8 @@ class Gateway:
             req,
             self._config,
             self.clock.now(),
+            modems=self.modem_names(),
+            pools=self.pool_names(),
             idempotency_key=key,
             max_parts=self._max_parts(),
             optout_exempt=exempt,
@@ -520,6 +524,7 @@ class Gateway:
         self._attach(worker)
         if self._started:
             worker.start()
+        self._announcing = asyncio.create_task(self._announce_modems(), name="announce-modems")
         log.info("gateway.modem_added", modem=modem.name, pool=config.pool)
 
     async def remove_modem(self, name: str, *, drain_timeout: float = 0.0) -> None:
@@ -529,7 +534,26 @@ class Gateway:
             return
         await worker.stop(drain_timeout)
         self.wake_all()
+        await self._announce_modems()
         log.info("gateway.modem_removed", modem=name)
+
+    async def _announce_modems(self) -> None:
+        # Several nodes on one database: a submit to any node may name this node's modems.
+        try:
+            await self.store.announce_modems(
+                {name: w.config.pool for name, w in self._workers.items()}
+            )
+        except Exception:
+            log.exception("gateway.announce_failed")
+
+    def modem_names(self) -> frozenset[str]:
+        """Modems a submit may name: this node's, and those of nodes sharing its database."""
+        return frozenset(self._workers) | frozenset(self.store.modems_elsewhere())
+
+    def pool_names(self) -> frozenset[str]:
+        """Pools a submit may name: this node's, and those of nodes sharing its database."""
+        mine = frozenset(w.config.pool for w in self._workers.values())
+        return self._config.pools | mine | frozenset(self.store.modems_elsewhere().values())
 
     def _worker(self, name: str) -> ModemWorker:
         worker = self._workers.get(name)

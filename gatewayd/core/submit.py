@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,11 +88,14 @@ def prepare(
     config: GatewayConfig,
     now: datetime,
     *,
+    modems: AbstractSet[str],
+    pools: AbstractSet[str],
     idempotency_key: str | None = None,
     max_parts: int | None = None,
     optout_exempt: bool = False,
 ) -> NewMessage:
-    """Validate and encode ``req``; ``max_parts`` is the most any modem's limits can take."""
+    """Validate and encode ``req``: ``modems`` and ``pools`` are the names it may route to,
+    ``max_parts`` the most any modem's limits can take."""
     to = normalise_number(req.to, config.sending.default_region)
     if not isinstance(req.text, str) or req.text == "":
         raise ValidationError("text", "must not be empty")
@@ -108,10 +112,9 @@ def prepare(
         expires_at = send_at + timedelta(seconds=config.sending.otp_validity_seconds)
     if expires_at is not None and expires_at <= max(now, send_at):
         raise ValidationError("expires_at", "must be after now and after send_at")
-    modems = {m.name for m in config.modems}
     if req.modem is not None and req.modem not in modems:
         raise ValidationError("modem", f"no modem named {req.modem!r}")
-    if req.pool is not None and req.pool not in config.pools:
+    if req.pool is not None and req.pool not in pools:
         raise ValidationError("pool", f"no pool named {req.pool!r}")
     if req.callback_url is not None and not req.callback_url.startswith(("http://", "https://")):
         raise ValidationError("callback_url", "must be an http(s) URL")

@@ -7,7 +7,7 @@ Every time is passed in from the daemon's clock; the store never reads a clock i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -60,6 +60,15 @@ class Store(Protocol):
 
         Changes this process makes are not announced back (the caller knows them).
         """
+        ...
+
+    async def announce_modems(self, modems: Mapping[str, str]) -> None:
+        """This node drives ``modems`` (name -> pool) from now on: other nodes' submits may
+        name them."""
+        ...
+
+    def modems_elsewhere(self) -> Mapping[str, str]:
+        """The modems (name -> pool) other nodes announced, as of the last heartbeat."""
         ...
 
     def on_clock_offset(self, callback: Callable[[float], None]) -> None:

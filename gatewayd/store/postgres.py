@@ -29,7 +29,7 @@ import random
 import socket
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,6 +210,8 @@ class PostgresStore:
         self._clock_listeners: list[Callable[[float], None]] = []
         # How far the database's clock is ahead of this host's (seconds).
         self.clock_offset = 0.0
+        # Other nodes' modems (name -> pool), read at open and at every heartbeat.
+        self._elsewhere: dict[str, str] = {}
         # Claims this node holds: message id -> epoch (the fence of every later write).
         self._claims: dict[str, int] = {}
         # SIMs this node owns, with the monotonic time their ownership was last renewed.
@@ -239,6 +241,7 @@ class PostgresStore:
                 await self._register(conn)
                 self._depth = int(await conn.fetchval(_DEPTH))
                 await self._read_clock(conn)
+                await self._read_modems(conn)
         except BaseException:
             await pool.close()
             raise
@@ -291,6 +294,7 @@ class PostgresStore:
                 async with asyncio.timeout(5.0):
                     async with self._pool.acquire() as conn:
                         await conn.execute("DELETE FROM sim_owners WHERE node = $1", self.node)
+                        await conn.execute("DELETE FROM node_modems WHERE node = $1", self.node)
                         await conn.execute("DELETE FROM nodes WHERE node = $1", self.node)
             await self._pool.close()
             self._pool = None
@@ -333,6 +337,7 @@ class PostgresStore:
                         )
                         self._depth = int(await conn.fetchval(_DEPTH))
                         await self._read_clock(conn)
+                        await self._read_modems(conn)
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 log.warning("store.heartbeat_failed", node=self.node, error=str(exc))
 
@@ -348,6 +353,25 @@ class PostgresStore:
         self.clock_offset = offset
         for cb in self._clock_listeners:
             cb(offset)
+
+    async def _read_modems(self, conn: _Conn) -> None:
+        rows = await conn.fetch("SELECT name, pool FROM node_modems WHERE node <> $1", self.node)
+        self._elsewhere = {r["name"]: r["pool"] for r in rows}
+
+    async def announce_modems(self, modems: Mapping[str, str]) -> None:
+        """This node drives ``modems`` (name -> pool) from now on: other nodes' submits may
+        name them (they read the list at their next heartbeat)."""
+        async with self._tx() as tx:
+            await tx.db.execute("DELETE FROM node_modems WHERE node = $1", self.node)
+            await tx.db.executemany(
+                "INSERT INTO node_modems (node, name, pool) VALUES ($1, $2, $3)",
+                [(self.node, name, pool) for name, pool in sorted(modems.items())],
+            )
+
+    def modems_elsewhere(self) -> Mapping[str, str]:
+        """The modems (name -> pool) other nodes announced, as of the last heartbeat (a
+        node that crashed keeps its entries: it comes back under its name)."""
+        return self._elsewhere
 
     def on_clock_offset(self, callback: Callable[[float], None]) -> None:
         """Call ``callback(seconds)``: how far the database's clock is ahead of this host's,

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,6 +184,14 @@ class SqliteStore:
     def on_optout(self, callback: Callable[[str, OptOutScope | None], None]) -> None:
         """Never called: one host, so no other node changes the opt-out list."""
         del callback
+
+    async def announce_modems(self, modems: Mapping[str, str]) -> None:
+        """Nothing to announce: one host, no other node submits."""
+        del modems
+
+    def modems_elsewhere(self) -> Mapping[str, str]:
+        """Always empty: one host."""
+        return {}
 
     def claim_epoch(self, message_id: str) -> int | None:
         """Always ``None``: one host, no claims between nodes."""
