@@ -28,7 +28,7 @@ from gatewayd.store import (
     RouteQuery,
     SchemaTooNew,
 )
-from gatewayd.store.postgres import NodeInUse, PostgresStore
+from gatewayd.store.postgres import NodeInUse, PostgresStore, session_name
 from gatewayd.store.postgres_migrate import pg_migrations
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -287,9 +287,11 @@ async def test_a_killed_node_restarts_at_once_and_resolves_its_own_claims(
     # notices the closed sockets: end any it has not noticed yet (waiting for them to go).
     conn = await asyncpg.connect(dsn)
     try:
+        # Only this test's node a (its schema is in the name): tests run side by side.
         await conn.execute(
             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-            " WHERE application_name LIKE 'gatewayd/%/a'"
+            " WHERE application_name = $1",
+            session_name(dsn, "a"),
         )
     finally:
         await conn.close()
