@@ -293,6 +293,10 @@ class ModemWorker:
             del self._unreturned[msg.id]
 
     async def _wait(self, until: datetime | None) -> None:
+        if self._wake.is_set():
+            # Woken while it looked (a commit after its query): look again, never showing
+            # `idle` meanwhile (a test clock would otherwise jump to the stale due time).
+            return
         clock = self._ctx.clock
         if until is None:
             until = clock.now() + timedelta(seconds=IDLE_RECHECK_SECONDS)
