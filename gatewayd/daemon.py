@@ -53,6 +53,7 @@ from gatewayd.store.conversations_base import Conversations, open_conversations
 from gatewayd.store.flows_base import FlowStore
 from gatewayd.store.flows_open import open_flow_store
 from gatewayd.store.quota_base import SentCounts, open_sent_counts
+from gatewayd.store.readers import sqlite_path
 
 log = structlog.get_logger(__name__)
 
@@ -493,12 +494,11 @@ class Daemon:
 def journal_path(config: GatewayConfig) -> Path | None:
     """Where +CMGS answers wait while the database is unreachable (core/journal.py): next
     to an SQLite file; on PostgreSQL in systemd's state directory, else beside the config."""
-    database = config.database
-    if database == ":memory:":
+    path = sqlite_path(config.database)
+    if path == ":memory:":
         return None
-    if "://" not in database or database.startswith("sqlite://"):
-        path = Path(database.removeprefix("sqlite://"))
-        return path.with_name(path.name + ".outcomes")
+    if path is not None:
+        return Path(path).with_name(Path(path).name + ".outcomes")
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     base = Path(state) if state else (config.source.parent if config.source else Path.cwd())
     return base / f"outcomes-{config.node_name}.journal"

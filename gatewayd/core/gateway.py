@@ -108,7 +108,8 @@ class Gateway:
         )
         self._sweep_wake = asyncio.Event()
         self._sweep_task: asyncio.Task[None] | None = None
-        self._announcing: asyncio.Task[None] | None = None
+        # One announcement at a time, each of the workers as they are when it runs.
+        self._announce_lock = asyncio.Lock()
         self._sweep_next: datetime | None = None
         # Set while the sweep task sleeps until its next due time (observability, tests).
         self.sweep_idle = asyncio.Event()
@@ -283,12 +284,12 @@ class Gateway:
     async def stop(self, *, drain_timeout: float = 8.0) -> None:
         """Stop taking work: in-flight sends finish (up to ``drain_timeout``), the rest waits."""
         await asyncio.gather(*(w.stop(drain_timeout) for w in self._workers.values()))
-        for task in (self._sweep_task, self._journal_task, self._announcing):
+        for task in (self._sweep_task, self._journal_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._sweep_task = self._journal_task = self._announcing = None
+        self._sweep_task = self._journal_task = None
         self._started = False
         log.info("gateway.stopped", queued=self.queue_depth())
 
@@ -512,7 +513,7 @@ class Gateway:
             )
         return views
 
-    def add_modem(self, modem: ModemPort, config: ModemConfig) -> None:
+    async def add_modem(self, modem: ModemPort, config: ModemConfig) -> None:
         """Attach a modem found at run time (gatewayd.fleet.discovery); it takes work at once.
 
         Call before ``modem.start()`` so that no inbound SMS arrives before its handler.
@@ -524,8 +525,8 @@ class Gateway:
         self._attach(worker)
         if self._started:
             worker.start()
-        self._announcing = asyncio.create_task(self._announce_modems(), name="announce-modems")
         log.info("gateway.modem_added", modem=modem.name, pool=config.pool)
+        await self._announce_modems()
 
     async def remove_modem(self, name: str, *, drain_timeout: float = 0.0) -> None:
         """Detach a modem whose port vanished: its worker hands its work back and exits."""
@@ -540,9 +541,10 @@ class Gateway:
     async def _announce_modems(self) -> None:
         # Several nodes on one database: a submit to any node may name this node's modems.
         try:
-            await self.store.announce_modems(
-                {name: w.config.pool for name, w in self._workers.items()}
-            )
+            async with self._announce_lock:
+                await self.store.announce_modems(
+                    {name: w.config.pool for name, w in self._workers.items()}
+                )
         except Exception:
             log.exception("gateway.announce_failed")
 

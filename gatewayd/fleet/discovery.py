@@ -229,7 +229,7 @@ class Discovery:
         cfg = modem_config(self._config, found)
         modem = self._make_modem(cfg)
         try:
-            self._gateway.add_modem(modem, cfg)
+            await self._gateway.add_modem(modem, cfg)
         except ValueError as exc:
             self._ports[found.path] = PortStatus(found.path, PortState.DUPLICATE, str(exc))
             return

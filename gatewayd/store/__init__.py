@@ -10,6 +10,7 @@ from gatewayd.store.errors import (
     WrongState,
 )
 from gatewayd.store.ids import new_id
+from gatewayd.store.readers import sqlite_path
 from gatewayd.store.records import (
     GONE_OUT,
     Category,
@@ -55,7 +56,8 @@ async def open_store(
     the claim and node leases and the poll period given; anything else is a SQLite path or
     ``sqlite:///path`` (one host: the lease and poll settings do not apply).
     """
-    if database.startswith(("postgresql://", "postgres://")):
+    path = sqlite_path(database)
+    if path is None:
         # Imported here: a SQLite-only host never loads asyncpg.
         from gatewayd.store.postgres import PostgresStore
 
@@ -69,14 +71,7 @@ async def open_store(
         )
         await pg.open()
         return pg
-    if database.startswith("sqlite://"):
-        database = database.removeprefix("sqlite://")
-    elif "://" in database:
-        scheme = database.split("://", 1)[0]
-        raise ValueError(
-            f"database: unsupported scheme {scheme!r} (expected sqlite:// or postgresql://)"
-        )
-    store = SqliteStore(database, webhook_url=webhook_url)
+    store = SqliteStore(path, webhook_url=webhook_url)
     await store.open()
     return store
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatewayd.store.flows_base import FlowStore
 from gatewayd.store.flows_sqlite import SqliteFlowStore
+from gatewayd.store.readers import sqlite_path
 
 
 async def open_flow_store(database: str, *, node: str | None = None) -> FlowStore:
@@ -13,18 +14,14 @@ async def open_flow_store(database: str, *, node: str | None = None) -> FlowStor
     named after ``node`` (the gateway store's node name); anything else is the SQLite file
     (or ``sqlite:///path``) the gateway's store opened and migrated before.
     """
-    if database.startswith(("postgresql://", "postgres://")):
+    path = sqlite_path(database)
+    if path is None:
         # Imported here: a SQLite-only host never loads asyncpg.
         from gatewayd.store.flows_postgres import PostgresFlowStore
 
         pg = PostgresFlowStore(database, node=node)
         await pg.open()
         return pg
-    if "://" in database and not database.startswith("sqlite://"):
-        scheme = database.split("://", 1)[0]
-        raise ValueError(
-            f"database: unsupported scheme {scheme!r} (expected sqlite:// or postgresql://)"
-        )
-    store = SqliteFlowStore(database)
+    store = SqliteFlowStore(path)
     await store.open()
     return store

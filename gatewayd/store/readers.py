@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 def sqlite_path(database: str) -> str | None:
     """The SQLite file ``database`` names, or None when it is a PostgreSQL URL.
 
-    The same rule as :func:`gatewayd.store.open_store`; raises ``ValueError`` for any
-    other scheme.
+    The one rule every opener follows (the core store, flows, inbox, quota, the outcome
+    journal's place); raises ``ValueError`` for any other scheme.
     """
     if database.startswith(("postgresql://", "postgres://")):
         return None
