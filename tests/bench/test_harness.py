@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from gatewayd.bench import sections
 from gatewayd.bench.__main__ import main
 from gatewayd.bench.prefill import prefill, prepare_schema
-from gatewayd.devpg import PostgresUnavailable, find_bindir
+from tests.multinode.pgserver import require_postgres_binaries
 
 
 def test_max_in_window_counts_a_half_open_window() -> None:
@@ -66,12 +65,7 @@ def test_tiny_run_counts_every_accepted_message_and_writes_the_json(
 def test_tiny_multinode_run_sends_every_part_once_on_each_node_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    try:
-        find_bindir()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    require_postgres_binaries()
     out = tmp_path / "bench.json"
     work = tmp_path / "work"
     args = ["--tiny", "--sections", "multinode", "--workdir", str(work), "--json", str(out)]

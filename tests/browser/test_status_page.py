@@ -25,6 +25,7 @@ from gatewayd.core.observe import InboundReceived, MessageStatusChanged
 from gatewayd.daemon import Daemon
 from gatewayd.sdnotify import Notifier
 from gatewayd.store import MessageStatus
+from tests.needs import missing
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,18 +41,16 @@ PROFILES = ("simcom", "quectel", "huawei")
 
 
 def _need_browser() -> None:
-    missing = []
+    absent = []
     if not (os.access(CHROMIUM, os.X_OK) or shutil.which("chromium")):
-        missing.append(f"Debian chromium ({CHROMIUM})")
+        absent.append(f"Debian chromium ({CHROMIUM})")
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:
-        missing.append("the Python package playwright")
-    if missing:
-        reason = f"{' and '.join(missing)} not installed (scripts/test installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        absent.append("the Python package playwright")
+    if absent:
+        reason = f"{' and '.join(absent)} not installed (scripts/test installs them)"
+        missing(reason)
 
 
 @dataclass

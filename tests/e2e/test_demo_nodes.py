@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,8 @@ import aiohttp
 import pytest
 
 from gatewayd.demo import demo_nodes
-from gatewayd.devpg import PostgresUnavailable, find_bindir
+from gatewayd.devpg import PostgresUnavailable
+from tests.multinode.pgserver import require_postgres_binaries
 
 
 def _postmaster(port: int) -> tuple[int, Path] | None:
@@ -46,12 +46,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_three_nodes_share_one_queue_and_stop_cleanly(tmp_path: Path) -> None:
-    try:
-        find_bindir()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    require_postgres_binaries()
     data = tmp_path / "demo"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import asyncpg
 import pytest
 
 from gatewayd import devpg
+from tests.multinode.pgserver import require_postgres_binaries
 
 
 def test_no_server_binaries_is_a_typed_error_that_names_the_package(
@@ -20,12 +19,7 @@ def test_no_server_binaries_is_a_typed_error_that_names_the_package(
 
 
 async def test_cluster_serves_stops_restarts_and_is_removed() -> None:
-    try:
-        devpg.find_bindir()
-    except devpg.PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    require_postgres_binaries()
     async with devpg.throwaway_postgres() as server:
         root = server.root
         assert server.dsn.startswith("postgresql://postgres@127.0.0.1:")

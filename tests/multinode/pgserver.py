@@ -6,26 +6,27 @@ Skips (fails under ``CI=true``) where no server binaries are installed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
-
 from gatewayd.devpg import DevPostgres, PostgresUnavailable, find_bindir, throwaway_postgres
+from tests.needs import missing
 
 # The tests' name for a cluster of their own: start(), stop() (-m immediate), dsn.
 Server = DevPostgres
 
 
-@asynccontextmanager
-async def own_server() -> AsyncIterator[Server]:
-    """A fresh running server, removed afterwards."""
+def require_postgres_binaries() -> None:
+    """Skip (fail under ``CI=true``) unless PostgreSQL's server binaries are installed."""
     try:
         find_bindir()
     except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing(str(exc))
+
+
+@asynccontextmanager
+async def own_server() -> AsyncIterator[Server]:
+    """A fresh running server, removed afterwards."""
+    require_postgres_binaries()
     async with throwaway_postgres() as server:
         yield server
