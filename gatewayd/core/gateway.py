@@ -76,7 +76,7 @@ JOURNAL_RETRY_MAX_SECONDS = 5.0
 
 
 class Gateway:
-    """The gateway core (see the module docstring and /tmp/core_contract.md)."""
+    """The gateway core (see the module docstring)."""
 
     def __init__(
         self,
