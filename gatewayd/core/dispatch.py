@@ -36,6 +36,9 @@ The rules (DESIGN: data path, Decisions):
   ``sent``); ``at_least_once`` puts it back in the queue (the recipient may get it twice).
 * **Opt-out.** Before each part, and again at the ``> `` prompt (``before_submit``), the
   in-memory opt-out list is checked; an opted-out message is cancelled (``opted_out``).
+* **Store unreachable.** A ``+CMGS`` answer the store cannot take goes to the outcome
+  journal and the worker drops the message; a message it cannot hand back is handed back
+  first thing once the store answers.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ One :class:`Gateway` owns a worker per modem (gatewayd.core.dispatch), the in-me
 opt-out set (kept in sync with the store after each commit, for the cheap check at the
 ``> `` prompt), the per-SIM limiters (loaded from the store's send log at start), and one
 sweep task that expires messages, times out reports and shows incomplete inbound messages,
-sleeping on the clock until the next of those is due.
+sleeping on the clock until the next of those is due. It also owns the outcome journal
+(gatewayd.core.journal: ``+CMGS`` answers the store could not take, written back when it
+answers) and announces its modems, so that a node sharing the database may route to them.
 """
 
 from __future__ import annotations
